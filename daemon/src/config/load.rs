@@ -1,0 +1,870 @@
+//! Reading the files, walking the TOML trees and turning spans into
+//! `file:line:column`.
+//!
+//! Nothing here stops at the first problem: every check pushes onto one error
+//! list and carries on, so a syntax error in one file does not hide errors in
+//! another, and one bad key does not hide the next.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Document, Item, Key, TableLike, Value};
+
+use super::sections::Sections;
+use super::sources::Sources;
+use super::subst::{EnvLookup, Substitutor};
+use super::{
+    Config, ConfigError, ConfigErrors, HttpConfig, KafkaConfig, Location, OffsetsConfig,
+    PluginsConfig, SourceConfig,
+};
+
+/// Top-level keys of the main file.
+const MAIN_KEYS: &[&str] = &["kafka", "offsets", "http", "plugins", "source"];
+
+pub(super) fn load(
+    main_file: &Path,
+    conf_dir: Option<&Path>,
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigErrors> {
+    let base_dir = base_dir(main_file);
+    let conf_dir_used = conf_dir.map_or_else(|| base_dir.join("conf.d"), Path::to_path_buf);
+    let mut loader = Loader::new(main_file, &base_dir, env);
+
+    match read_text(main_file) {
+        Ok(text) => loader.read_file(main_file.to_path_buf(), text, FileRole::Main),
+        Err(error) => loader.errors.push(error),
+    }
+    match drop_in_files(&conf_dir_used, conf_dir.is_some(), main_file) {
+        Ok(paths) => {
+            for path in paths {
+                match read_text(&path) {
+                    Ok(text) => loader.read_file(path, text, FileRole::DropIn),
+                    Err(error) => {
+                        loader.errors.push(error);
+                        loader.files.push(path);
+                    }
+                }
+            }
+        }
+        Err(error) => loader.errors.push(error),
+    }
+    loader.finish(conf_dir_used)
+}
+
+pub(super) fn load_from_str(
+    main_file: &Path,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigErrors> {
+    let base_dir = base_dir(main_file);
+    let mut loader = Loader::new(main_file, &base_dir, env);
+    loader.read_file(main_file.to_path_buf(), text.to_owned(), FileRole::Main);
+    loader.finish(base_dir.join("conf.d"))
+}
+
+/// The directory relative paths are resolved against. `Path::parent` of a
+/// bare file name is `""`, which joins to a path relative to the working
+/// directory, the same place the main file itself was found.
+fn base_dir(main_file: &Path) -> PathBuf {
+    main_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Reads a whole file as UTF-8.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        ConfigError::new(
+            None,
+            None,
+            format!("cannot read `{}`: {error}", path.display()),
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
+        let text = SourceText::new(path.to_path_buf(), prefix);
+        ConfigError::new(
+            Some(text.location(valid)),
+            None,
+            "the file is not valid UTF-8",
+        )
+    })
+}
+
+/// The `*.toml` files directly in `dir`, in lexical order of file name.
+/// Hidden files, other extensions (`x.toml.bak`) and directories are
+/// skipped, and so is the main file should `dir` be its own directory.
+fn drop_in_files(
+    dir: &Path,
+    explicit: bool,
+    main_file: &Path,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let cannot_read = |error: io::Error| {
+        ConfigError::new(
+            None,
+            None,
+            format!("cannot read drop-in directory `{}`: {error}", dir.display()),
+        )
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound && !explicit => {
+            tracing::debug!(dir = ?dir, "No drop-in directory; reading the main file only.");
+            return Ok(Vec::new());
+        }
+        Err(error) => return Err(cannot_read(error)),
+    };
+    let main_canonical = std::fs::canonicalize(main_file).ok();
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(cannot_read)?;
+        let name = entry.file_name();
+        let path = entry.path();
+        let hidden = name.as_encoded_bytes().first() == Some(&b'.');
+        let toml = path.extension().is_some_and(|ext| ext == "toml");
+        // A `*.toml` whose metadata cannot be read (a dangling symlink) is
+        // kept, so reading it reports the problem instead of hiding it.
+        let not_a_file = std::fs::metadata(&path).is_ok_and(|meta| !meta.is_file());
+        if hidden || !toml || not_a_file {
+            tracing::debug!(path = ?path, "Skipped a drop-in directory entry that is not a *.toml file.");
+            continue;
+        }
+        if main_canonical.is_some() && std::fs::canonicalize(&path).ok() == main_canonical {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+}
+
+/// A file's text and where its lines start, to turn byte spans into
+/// line and column.
+struct SourceText {
+    path: PathBuf,
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceText {
+    fn new(path: PathBuf, text: String) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(index, _)| index + 1))
+            .collect();
+        Self {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
+    /// 1-based line and character column of a byte offset.
+    fn location(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        // `line_starts[0] == 0 <= offset`, so at least one start qualifies.
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |before| before.chars().count());
+        Location {
+            file: self.path.clone(),
+            line,
+            column: column + 1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileRole {
+    Main,
+    DropIn,
+}
+
+/// Accumulates the config and the errors over all files.
+struct Loader<'a> {
+    main_file: &'a Path,
+    base_dir: &'a Path,
+    env: EnvLookup<'a>,
+    files: Vec<PathBuf>,
+    kafka: KafkaConfig,
+    offsets: OffsetsConfig,
+    http: HttpConfig,
+    plugins: PluginsConfig,
+    sources: Vec<SourceConfig>,
+    /// Where each source name was first defined, to point duplicates at it.
+    names: BTreeMap<String, Location>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(main_file: &'a Path, base_dir: &'a Path, env: EnvLookup<'a>) -> Self {
+        Self {
+            main_file,
+            base_dir,
+            env,
+            files: Vec::new(),
+            kafka: KafkaConfig::default(),
+            offsets: OffsetsConfig::default(),
+            http: HttpConfig::default(),
+            plugins: PluginsConfig::default(),
+            sources: Vec::new(),
+            names: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn finish(self, conf_dir: PathBuf) -> Result<Config, ConfigErrors> {
+        if !self.errors.is_empty() {
+            return Err(ConfigErrors(self.errors));
+        }
+        Ok(Config {
+            main_file: self.main_file.to_path_buf(),
+            conf_dir,
+            files: self.files,
+            kafka: self.kafka,
+            offsets: self.offsets,
+            http: self.http,
+            plugins: self.plugins,
+            sources: self.sources,
+        })
+    }
+
+    /// Reads one file, then orders its errors by position: the checks run
+    /// per key, but a reader fixes a file top to bottom.
+    fn read_file(&mut self, path: PathBuf, text: String, role: FileRole) {
+        let first_error = self.errors.len();
+        self.check_file(path, text, role);
+        if let Some(errors) = self.errors.get_mut(first_error..) {
+            errors.sort_by(|a, b| a.location.cmp(&b.location));
+        }
+    }
+
+    fn check_file(&mut self, path: PathBuf, mut text: String, role: FileRole) {
+        self.files.push(path.clone());
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        let src = SourceText::new(path, text);
+        let doc = match Document::parse(src.text.as_str()) {
+            Ok(doc) => doc,
+            Err(error) => {
+                let offset = error.span().map_or(0, |span| span.start);
+                self.errors.push(ConfigError::new(
+                    Some(src.location(offset)),
+                    None,
+                    format!("invalid TOML: {}", error.message()),
+                ));
+                return;
+            }
+        };
+        let mut ctx = FileCtx {
+            src: &src,
+            subst: Substitutor {
+                env: self.env,
+                base_dir: self.base_dir,
+            },
+            errors: &mut self.errors,
+        };
+        let mut sections = Sections {
+            kafka: &mut self.kafka,
+            offsets: &mut self.offsets,
+            http: &mut self.http,
+            plugins: &mut self.plugins,
+            base_dir: self.base_dir,
+        };
+        let mut sources = Sources {
+            list: &mut self.sources,
+            names: &mut self.names,
+        };
+        for (key, key_span, item) in entries(doc.as_table()) {
+            match (role, key) {
+                (_, "source") => sources.read_all(&mut ctx, item),
+                (FileRole::Main, "kafka") => sections.kafka(&mut ctx, item),
+                (FileRole::Main, "offsets") => sections.offsets(&mut ctx, item),
+                (FileRole::Main, "http") => sections.http(&mut ctx, item),
+                (FileRole::Main, "plugins") => sections.plugins(&mut ctx, item),
+                (FileRole::Main, _) => ctx.unknown_key(key_span, key, MAIN_KEYS),
+                (FileRole::DropIn, _) if MAIN_KEYS.contains(&key) => ctx.error(
+                    key_span,
+                    key,
+                    format!(
+                        "drop-in files may only contain [[source]] tables; `{key}` belongs in the main file `{}`",
+                        self.main_file.display()
+                    ),
+                ),
+                (FileRole::DropIn, _) => ctx.error(
+                    key_span,
+                    key,
+                    "unknown key; drop-in files may only contain [[source]] tables",
+                ),
+            }
+        }
+    }
+}
+
+/// The entries of a table with the span of each key.
+pub(super) fn entries(
+    table: &dyn TableLike,
+) -> impl Iterator<Item = (&str, Option<Range<usize>>, &Item)> {
+    table
+        .iter()
+        .map(move |(key, item)| (key, table.key(key).and_then(Key::span), item))
+}
+
+/// What a value is, for "expected …, found …".
+pub(super) fn describe(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Value(value) => describe_value(value),
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+    }
+}
+
+pub(super) fn describe_value(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a datetime",
+        Value::Array(_) => "an array",
+        Value::InlineTable(_) => "a table",
+    }
+}
+
+/// One file being checked: its text for locations, substitution, and the
+/// shared error list.
+pub(super) struct FileCtx<'a> {
+    src: &'a SourceText,
+    subst: Substitutor<'a>,
+    pub(super) errors: &'a mut Vec<ConfigError>,
+}
+
+impl FileCtx<'_> {
+    /// Location of a span; the file's start if the parser gave none, so an
+    /// error always names its file.
+    pub(super) fn location(&self, span: Option<Range<usize>>) -> Location {
+        self.src.location(span.map_or(0, |span| span.start))
+    }
+
+    pub(super) fn error(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
+        let location = self.location(span);
+        self.errors.push(ConfigError::new(
+            Some(location),
+            Some(key.to_owned()),
+            message,
+        ));
+    }
+
+    pub(super) fn unknown_key(&mut self, span: Option<Range<usize>>, key: &str, known: &[&str]) {
+        self.error(
+            span,
+            key,
+            format!("unknown key; expected one of: {}", known.join(", ")),
+        );
+    }
+
+    pub(super) fn wrong_type(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: &str,
+        expected: &str,
+        found: &str,
+    ) {
+        self.error(span, key, format!("expected {expected}, found {found}"));
+    }
+
+    /// Substitutes `${…}` in a raw string; errors name the reference, never
+    /// the value.
+    pub(super) fn substitute(
+        &mut self,
+        raw: &str,
+        span: Option<Range<usize>>,
+        key: &str,
+    ) -> Option<String> {
+        match self.subst.apply(raw) {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                for error in errors {
+                    self.error(span.clone(), key, error.to_string());
+                }
+                None
+            }
+        }
+    }
+
+    /// A string value, substituted.
+    pub(super) fn string(&mut self, item: &Item, key: &str) -> Option<String> {
+        match item.as_str() {
+            Some(raw) => self.substitute(raw, item.span(), key),
+            None => {
+                self.wrong_type(item.span(), key, "a string", describe(item));
+                None
+            }
+        }
+    }
+
+    /// A non-empty string value, substituted.
+    pub(super) fn non_empty_string(&mut self, item: &Item, key: &str) -> Option<String> {
+        let value = self.string(item, key)?;
+        if value.is_empty() {
+            self.error(item.span(), key, "must not be empty");
+            return None;
+        }
+        Some(value)
+    }
+
+    /// An integer within `min..=max`, converted to the field's type.
+    pub(super) fn integer<T: TryFrom<i64>>(
+        &mut self,
+        item: &Item,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<T> {
+        let Some(value) = item.as_integer() else {
+            self.wrong_type(item.span(), key, "an integer", describe(item));
+            return None;
+        };
+        let converted = (min..=max)
+            .contains(&value)
+            .then(|| T::try_from(value).ok())
+            .flatten();
+        if converted.is_none() {
+            let range = if max == i64::MAX {
+                format!("must be at least {min}")
+            } else {
+                format!("must be between {min} and {max}")
+            };
+            self.error(item.span(), key, range);
+        }
+        converted
+    }
+
+    pub(super) fn boolean(&mut self, item: &Item, key: &str) -> Option<bool> {
+        let value = item.as_bool();
+        if value.is_none() {
+            self.wrong_type(item.span(), key, "a boolean", describe(item));
+        }
+        value
+    }
+
+    pub(super) fn table<'i>(&mut self, item: &'i Item, key: &str) -> Option<&'i dyn TableLike> {
+        let table = item.as_table_like();
+        if table.is_none() {
+            self.wrong_type(item.span(), key, "a table", describe(item));
+        }
+        table
+    }
+}
+
+/// Helpers shared by the tests of the config modules.
+#[cfg(test)]
+pub(super) mod test_support {
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::super::{Config, ConfigErrors};
+
+    /// An environment with no variables.
+    pub(in super::super) fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    /// Parses `text` as the main file `/t.toml`, with an empty environment.
+    pub(in super::super) fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        super::load_from_str(Path::new("/t.toml"), text, &no_env)
+    }
+
+    /// The displayed errors; panics if loading succeeded.
+    pub(in super::super) fn errors_of(result: Result<Config, ConfigErrors>) -> Vec<String> {
+        match result {
+            Ok(config) => panic!("expected errors, got {config:?}"),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A `[[source]]` table with only the required keys.
+    pub(in super::super) const SOURCE: &str =
+        "[[source]]\nname = \"orders\"\ntype = \"datagen\"\ntopic = \"orders\"\n";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::OffsetStoreKind;
+    use super::test_support::{SOURCE, errors_of, no_env};
+    use super::*;
+    use std::ffi::OsString;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scratch directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "tributary-config-{tag}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        fn write(&self, relative: &str, text: &str) -> PathBuf {
+            let path = self.0.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn load_dir(dir: &TempDir, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        load(&dir.0.join("tributary.toml"), None, env)
+    }
+
+    /// Replaces the temp dir path with `DIR` so expectations stay readable.
+    fn relative(dir: &TempDir, lines: Vec<String>) -> Vec<String> {
+        let prefix = dir.0.display().to_string();
+        lines
+            .into_iter()
+            .map(|line| line.replace(&prefix, "DIR"))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_sections_are_missing() {
+        let dir = TempDir::new("defaults");
+        let main = dir.write("tributary.toml", "");
+        let config = load(&main, None, &no_env).unwrap();
+        assert_eq!(config.main_file, main);
+        assert_eq!(config.conf_dir, dir.0.join("conf.d"));
+        assert_eq!(config.files, vec![main]);
+        assert_eq!(config.kafka, KafkaConfig::default());
+        assert!(config.kafka.is_embedded());
+        assert_eq!(config.kafka.topic_partitions, 3);
+        assert_eq!(config.kafka.topic_replication_factor, 1);
+        assert_eq!(config.kafka.drain_timeout_ms, 30_000);
+        assert_eq!(config.offsets.store, OffsetStoreKind::File);
+        assert_eq!(
+            config.offsets.dir,
+            PathBuf::from("/var/lib/tributary/offsets")
+        );
+        assert_eq!(config.offsets.commit_interval_ms, 1000);
+        assert_eq!(config.http.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let exe_dir = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        assert_eq!(
+            config.plugins.dirs,
+            vec![exe_dir, PathBuf::from("/usr/lib/tributary/plugins")]
+        );
+        assert!(config.sources.is_empty());
+    }
+
+    #[test]
+    fn drop_ins_are_read_in_lexical_order_and_only_toml() {
+        let dir = TempDir::new("dropins");
+        let main = dir.write("tributary.toml", &SOURCE.replace("orders", "main"));
+        let source = |name: &str| SOURCE.replace("orders", name);
+        dir.write("conf.d/b.toml", &source("b"));
+        dir.write("conf.d/a.toml", &source("a"));
+        dir.write("conf.d/10-first.toml", &source("ten"));
+        dir.write("conf.d/x.toml.bak", "not = [valid");
+        dir.write("conf.d/.hidden.toml", "not = [valid");
+        dir.write("conf.d/README", "not = [valid");
+        dir.write("conf.d/sub.toml/inner.toml", "not = [valid");
+        dir.write("conf.d/sub/c.toml", "not = [valid");
+        let config = load(&main, None, &no_env).unwrap();
+        let conf_d = dir.0.join("conf.d");
+        assert_eq!(
+            config.files,
+            vec![
+                main,
+                conf_d.join("10-first.toml"),
+                conf_d.join("a.toml"),
+                conf_d.join("b.toml"),
+            ]
+        );
+        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["main", "ten", "a", "b"]);
+        assert_eq!(config.sources[2].location.file, conf_d.join("a.toml"));
+    }
+
+    #[test]
+    fn explicit_conf_dir_replaces_the_default_and_must_exist() {
+        let dir = TempDir::new("confdir");
+        let main = dir.write("tributary.toml", "");
+        dir.write("conf.d/a.toml", SOURCE);
+        dir.write("other/z.toml", &SOURCE.replace("orders", "z"));
+        let other = dir.0.join("other");
+        let config = load(&main, Some(&other), &no_env).unwrap();
+        assert_eq!(config.conf_dir, other);
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].name, "z");
+
+        let missing = dir.0.join("nope");
+        let errors = relative(&dir, errors_of(load(&main, Some(&missing), &no_env)));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("cannot read drop-in directory `DIR/nope`: "),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn conf_dir_equal_to_main_dir_does_not_read_the_main_file_twice() {
+        let dir = TempDir::new("samedir");
+        let main = dir.write("tributary.toml", SOURCE);
+        dir.write("more.toml", &SOURCE.replace("orders", "more"));
+        let config = load(&main, Some(&dir.0), &no_env).unwrap();
+        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["orders", "more"]);
+    }
+
+    #[test]
+    fn missing_main_file_is_an_error_naming_it() {
+        let dir = TempDir::new("nomain");
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("cannot read `DIR/tributary.toml`: "),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_file_line_and_key() {
+        let dir = TempDir::new("unknown");
+        dir.write(
+            "tributary.toml",
+            "[kafka]\nbootstrap_server = \"x\"\ntopic_partitions = 2\n  tpoic_partitions = 2\n\n[htpp]\n",
+        );
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(
+            errors,
+            [
+                "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms",
+                "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms",
+                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: kafka, offsets, http, plugins, source",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let dir = TempDir::new("syntax");
+        dir.write("tributary.toml", "[kafka]\ntopic_partitions = = 3\n");
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("DIR/tributary.toml:2:") && errors[0].contains("invalid TOML: "),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn all_errors_across_files_are_reported_together() {
+        let dir = TempDir::new("all");
+        dir.write(
+            "tributary.toml",
+            "[offsets]\ndirr = \"x\"\n[kafka]\ntopic_partitions = 0\n",
+        );
+        dir.write("conf.d/a.toml", "[[source]\nname = \"a\"\n");
+        dir.write(
+            "conf.d/b.toml",
+            "[[source]]\nname = \"b\"\ntype = \"datagen\"\ntopic = \"bad topic\"\nenabled = \"yes\"\n",
+        );
+        dir.write("conf.d/c.toml", "[kafka]\nacks = 1\n");
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+        assert!(errors[0].starts_with("DIR/tributary.toml:2:1: `offsets.dirr`: unknown key"));
+        assert_eq!(
+            errors[1],
+            "DIR/tributary.toml:4:20: `kafka.topic_partitions`: must be between 1 and 2147483647"
+        );
+        assert!(
+            errors[2].starts_with("DIR/conf.d/a.toml:1:") && errors[2].contains("invalid TOML")
+        );
+        assert!(
+            errors[3].starts_with(
+                "DIR/conf.d/b.toml:4:9: `source[b].topic`: not a valid Kafka topic name"
+            )
+        );
+        assert_eq!(
+            errors[4],
+            "DIR/conf.d/b.toml:5:11: `source[b].enabled`: expected a boolean, found a string"
+        );
+        assert_eq!(
+            errors[5],
+            "DIR/conf.d/c.toml:1:2: `kafka`: drop-in files may only contain [[source]] tables; `kafka` belongs in the main file `DIR/tributary.toml`"
+        );
+    }
+
+    #[test]
+    fn drop_in_may_only_contain_sources() {
+        let dir = TempDir::new("dropinonly");
+        dir.write("tributary.toml", "");
+        dir.write(
+            "conf.d/a.toml",
+            "stray = 1\n[[source]]\nname = \"a\"\ntype = \"t\"\ntopic = \"t\"\n",
+        );
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(
+            errors,
+            [
+                "DIR/conf.d/a.toml:1:1: `stray`: unknown key; drop-in files may only contain [[source]] tables"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_source_name_points_at_both() {
+        let dir = TempDir::new("dup");
+        dir.write("tributary.toml", SOURCE);
+        dir.write("conf.d/a.toml", &format!("# comment\n{SOURCE}"));
+        let errors = relative(&dir, errors_of(load_dir(&dir, &no_env)));
+        assert_eq!(
+            errors,
+            [
+                "DIR/conf.d/a.toml:3:8: `source[orders].name`: duplicate source name; first defined at DIR/tributary.toml:2:8"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_and_file_substitution() {
+        let dir = TempDir::new("subst");
+        dir.write("secrets/pw", "from-file\n");
+        let pw = dir.0.join("secrets/pw");
+        dir.write(
+            "tributary.toml",
+            &format!(
+                r#"
+[kafka]
+bootstrap_servers = "${{env:BROKERS}}"
+[kafka.options]
+"sasl.password" = "${{file:{}}}"
+"sasl.username" = "${{file:secrets/pw}}-rel"
+[offsets]
+dir = "${{env:STATE}}/offsets"
+[plugins]
+dirs = ["${{env:STATE}}/plugins"]
+[[source]]
+name = "s"
+type = "datagen"
+topic = "t-${{env:SUFFIX}}"
+token = "${{env:TOKEN}}"
+literal = "$${{env:TOKEN}} costs $5"
+list = ["${{env:TOKEN}}"]
+"#,
+                pw.display()
+            ),
+        );
+        let env = |name: &str| match name {
+            "BROKERS" => Some(OsString::from("k:9092")),
+            "STATE" => Some(OsString::from("/state")),
+            "SUFFIX" => Some(OsString::from("x")),
+            "TOKEN" => Some(OsString::from("s3cret-token")),
+            _ => None,
+        };
+        let config = load_dir(&dir, &env).unwrap();
+        assert_eq!(config.kafka.bootstrap_servers, "k:9092");
+        assert_eq!(config.kafka.options["sasl.password"], "from-file");
+        assert_eq!(config.kafka.options["sasl.username"], "from-file-rel");
+        assert_eq!(config.offsets.dir, PathBuf::from("/state/offsets"));
+        assert_eq!(config.plugins.dirs, vec![PathBuf::from("/state/plugins")]);
+        let source = &config.sources[0];
+        assert_eq!(source.topic, "t-x");
+        assert_eq!(source.options["token"], "s3cret-token");
+        assert_eq!(source.options["literal"], "${env:TOKEN} costs $5");
+        assert_eq!(source.options["list"], serde_json::json!(["s3cret-token"]));
+
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(!debug.contains("from-file"), "{debug}");
+        assert!(debug.contains("sasl.password"), "{debug}");
+    }
+
+    #[test]
+    fn missing_env_var_is_an_error_without_the_value() {
+        let text = "[kafka.options]\n\"sasl.password\" = \"${env:KAFKA_PASSWORD}\"\n\"sasl.username\" = \"${env:KAFKA_USER}\"\n[[source]]\nname = \"s\"\ntype = \"t\"\ntopic = \"t\"\ndsn = \"pg://u:${env:PG_PW}@h/${file:/nonexistent/tributary-secret}\"\n";
+        let env = |name: &str| (name == "KAFKA_USER").then(|| OsString::from("alice-the-user"));
+        let errors = errors_of(load_from_str(Path::new("/etc/t.toml"), text, &env));
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert_eq!(
+            errors[0],
+            "/etc/t.toml:2:19: `kafka.options.sasl.password`: environment variable `KAFKA_PASSWORD` (from `${env:KAFKA_PASSWORD}`) is not set"
+        );
+        assert_eq!(
+            errors[1],
+            "/etc/t.toml:8:7: `source[s].dsn`: environment variable `PG_PW` (from `${env:PG_PW}`) is not set"
+        );
+        assert!(
+            errors[2].starts_with("/etc/t.toml:8:7: `source[s].dsn`: cannot read `/nonexistent/tributary-secret` (from `${file:…}`): "),
+            "{errors:#?}"
+        );
+        assert!(errors.iter().all(|e| !e.contains("alice")));
+    }
+
+    #[test]
+    fn columns_count_characters_and_a_bom_is_ignored() {
+        let text = "\u{feff}[kafka]\n\"ü\" = 1 ; x = 2\n";
+        let errors = errors_of(load_from_str(Path::new("/t.toml"), text, &no_env));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("/t.toml:2:"), "{errors:?}");
+        let text = "[kafka]\n\"ü\" = 1\n";
+        let errors = errors_of(load_from_str(Path::new("/t.toml"), text, &no_env));
+        let text_bom = format!("\u{feff}{text}");
+        let errors_bom = errors_of(load_from_str(Path::new("/t.toml"), &text_bom, &no_env));
+        assert_eq!(errors, errors_bom);
+        let text = "kafka = { \"ü\" = 1, \"ü2\" = 2 }\n";
+        let errors = errors_of(load_from_str(Path::new("/t.toml"), text, &no_env));
+        assert!(
+            errors[0].starts_with("/t.toml:1:11: `kafka.ü`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("/t.toml:1:20: `kafka.ü2`"),
+            "{errors:?}"
+        );
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn non_utf8_file_is_an_error_with_its_position() {
+        let dir = TempDir::new("utf8");
+        let main = dir.0.join("tributary.toml");
+        std::fs::write(&main, b"[kafka]\nx = \"\xff\"\n").unwrap();
+        let errors = relative(&dir, errors_of(load(&main, None, &no_env)));
+        assert_eq!(
+            errors,
+            ["DIR/tributary.toml:2:6: the file is not valid UTF-8"]
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The daemon's configuration: `tributary.toml` plus drop-ins in `conf.d/`.
+//!
+//! The main file holds `[kafka]` (with `[kafka.options]`), `[offsets]`,
+//! `[http]` and `[plugins]`, and may hold `[[source]]` tables; every `*.toml`
+//! file directly in the drop-in directory adds more `[[source]]` tables, read
+//! in lexical order of file name.
+//!
+//! Loading checks everything it can without a broker or plugins and reports
+//! every problem at once, each with file, line, column and key
+//! ([`ConfigErrors`]). Plugin options are checked later, once the plugin has
+//! been loaded and has declared them ([`check_plugin_options`]).
+//!
+//! String values may reference secrets (`${env:NAME}`, `${file:/path}`,
+//! `${cred:NAME}`; `$${` for a literal `${`). Substituted values never appear
+//! in error messages, and `Debug` prints no option values at all.
+
+mod error;
+mod load;
+mod plugin_options;
+mod sections;
+mod sources;
+mod subst;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use plugin_options::{OptionSchema, check_plugin_options};
+
+/// Where the daemon looks for its main file when none is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tributary/tributary.toml";
+
+/// Reads and checks the main file and every drop-in.
+///
+/// `conf_dir` defaults to `conf.d` beside the main file; a missing default
+/// drop-in directory means "no drop-ins", but a `conf_dir` given explicitly
+/// must exist (a mistyped path should not silently run zero sources).
+///
+/// All problems in all files are returned together.
+pub fn load(main_file: &Path, conf_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load::load(main_file, conf_dir, &|name| std::env::var_os(name))
+}
+
+/// Parses `text` as if it were the content of `main_file`, reading no
+/// drop-ins (`Config::conf_dir` is still the default beside `main_file`).
+///
+/// For tests and tools that hold a config in memory; relative paths resolve
+/// against `main_file`'s directory as in [`load`].
+pub fn load_from_str(main_file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    load::load_from_str(main_file, text, &|name| std::env::var_os(name))
+}
+
+/// The whole configuration, after substitution and checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main file as given, for messages and for reloading the same file.
+    pub main_file: PathBuf,
+    /// The drop-in directory actually used, so a reload watches the same one.
+    pub conf_dir: PathBuf,
+    /// Main file, then drop-ins, in the order read; what a reload re-reads
+    /// and what `tributary validate` reports having checked.
+    pub files: Vec<PathBuf>,
+    pub kafka: KafkaConfig,
+    pub offsets: OffsetsConfig,
+    pub http: HttpConfig,
+    pub plugins: PluginsConfig,
+    /// Sources in file order: main file first, then drop-ins lexically.
+    /// Names are unique.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[kafka]`: how to reach the cluster and how to create topics.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Broker list, or `"embedded"` (the default) for librdkafka's
+    /// in-process mock cluster, so a fresh machine runs without a broker.
+    pub bootstrap_servers: String,
+    /// `[kafka.options]`: librdkafka properties passed through unchanged
+    /// (TOML strings, integers, floats and booleans, stored as text). Options
+    /// that load code or that the delivery guarantees depend on are refused.
+    /// Values may be secrets, so `Debug` prints only the keys.
+    pub options: BTreeMap<String, String>,
+    /// Partitions of topics the daemon creates; at least 1.
+    pub topic_partitions: i32,
+    /// Replication factor of topics the daemon creates; 1 to 32767 (Kafka
+    /// carries it as a 16-bit integer).
+    pub topic_replication_factor: i32,
+    /// How long a stop waits for outstanding deliveries before giving up;
+    /// undelivered records are not committed, so they are re-read later.
+    pub drain_timeout_ms: u64,
+}
+
+impl KafkaConfig {
+    /// The `bootstrap_servers` value that selects the embedded mock cluster.
+    pub const EMBEDDED: &'static str = "embedded";
+
+    /// Whether the daemon should start the in-process mock cluster.
+    pub fn is_embedded(&self) -> bool {
+        self.bootstrap_servers == Self::EMBEDDED
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: Self::EMBEDDED.to_owned(),
+            options: BTreeMap::new(),
+            topic_partitions: 3,
+            topic_replication_factor: 1,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("options", &Redacted(self.options.keys()))
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication_factor", &self.topic_replication_factor)
+            .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .finish()
+    }
+}
+
+/// Debug-prints a map's keys with every value hidden.
+struct Redacted<I>(I);
+
+impl<'a, I> fmt::Debug for Redacted<I>
+where
+    I: Iterator<Item = &'a String> + Clone,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.clone().map(|key| (key, format_args!("<redacted>"))))
+            .finish()
+    }
+}
+
+/// Which offset store keeps source checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetStoreKind {
+    /// Checksummed files in `offsets.dir`, written tmp → fsync → rename.
+    #[default]
+    File,
+}
+
+/// `[offsets]`: where source checkpoints are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetsConfig {
+    /// Key `store`; only `"file"` exists so far.
+    pub store: OffsetStoreKind,
+    /// Directory of the file store; relative paths are resolved against the
+    /// main file's directory, so the daemon's working directory never matters.
+    pub dir: PathBuf,
+    /// How often delivered offsets are written; at least 1. Lower means less
+    /// re-reading after a crash, higher means fewer fsyncs.
+    pub commit_interval_ms: u64,
+}
+
+impl Default for OffsetsConfig {
+    fn default() -> Self {
+        Self {
+            store: OffsetStoreKind::File,
+            dir: PathBuf::from("/var/lib/tributary/offsets"),
+            commit_interval_ms: 1000,
+        }
+    }
+}
+
+/// `[http]`: the metrics, health and API endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Address to listen on; `None` (written `"off"` or `""`) disables the
+    /// endpoint. Defaults to loopback so nothing is exposed by accident.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+/// `[plugins]`: where plugin libraries are looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConfig {
+    /// Searched in order. Defaults to the daemon binary's own directory (so a
+    /// build tree or unpacked tarball works as is), then
+    /// `/usr/lib/tributary/plugins`. Relative entries are resolved against
+    /// the main file's directory.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        Self {
+            dirs: exe_dir
+                .into_iter()
+                .chain([PathBuf::from("/usr/lib/tributary/plugins")])
+                .collect(),
+        }
+    }
+}
+
+/// How records are serialized; key `format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One JSON object per record, keys from the Arrow schema's field names.
+    #[default]
+    Json,
+}
+
+/// One `[[source]]` table.
+///
+/// Equality ignores `location` and `option_locations`: a source that only
+/// moved within its file (or to another file) is not a changed source, and a
+/// reload must not restart it.
+#[derive(Clone)]
+pub struct SourceConfig {
+    /// Unique across all files; 1 to 128 characters of `[A-Za-z0-9_.-]`,
+    /// not `.` or `..`, because it becomes part of offset file names and
+    /// metric labels.
+    pub name: String,
+    /// Key `type`: the plugin that runs this source.
+    pub source_type: String,
+    /// Kafka topic the records go to; checked against Kafka's topic rules
+    /// here so that a typo fails at load, not at the first produce.
+    pub topic: String,
+    /// Column whose value becomes the record key; `None` for keyless records.
+    pub key: Option<String>,
+    pub format: Format,
+    /// `false` keeps the source in the config (and checked) without running
+    /// it.
+    pub enabled: bool,
+    /// Every other key of the table: the plugin's options, TOML converted to
+    /// JSON (integers stay integers, datetimes become RFC 3339 strings). May
+    /// hold secrets, so `Debug` prints only the keys.
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Where the `[[source]]` table starts, for errors about the whole source
+    /// (e.g. a missing required plugin option).
+    pub location: Location,
+    /// Where each plugin option's key is, so [`check_plugin_options`] can
+    /// point at the line.
+    pub option_locations: BTreeMap<String, Location>,
+}
+
+impl PartialEq for SourceConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.source_type == other.source_type
+            && self.topic == other.topic
+            && self.key == other.key
+            && self.format == other.format
+            && self.enabled == other.enabled
+            && self.options == other.options
+    }
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("name", &self.name)
+            .field("source_type", &self.source_type)
+            .field("topic", &self.topic)
+            .field("key", &self.key)
+            .field("format", &self.format)
+            .field("enabled", &self.enabled)
+            .field("options", &Redacted(self.options.keys()))
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error key of a source's key: `source[<name>].<key>`.
+pub(crate) fn source_key(label: &str, key: &str) -> String {
+    format!("{label}.{key}")
+}
+
+/// How a source is named in error keys: `source[<name>]`.
+pub(crate) fn source_label(name: &str) -> String {
+    format!("source[{name}]")
+}

@@ -1,0 +1,258 @@
+//! Checking a source's plugin options against what the plugin declares.
+//!
+//! This runs after the plugin is loaded (loading the config needs no
+//! plugins), and is what `tributary validate` and a reload use to refuse a
+//! drop-in before it runs. Messages never echo option values: they may have
+//! come from `${env:…}` or `${file:…}`.
+
+use serde_json::Value as Json;
+
+use super::{ConfigError, SourceConfig, source_key, source_label};
+
+/// One option a plugin declares, borrowed from the plugin's descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSchema<'a> {
+    /// The key in the `[[source]]` table.
+    pub name: &'a str,
+    /// `string`, `integer`, `float`, `boolean`, `array` or `table`. An
+    /// integer is accepted where a float is expected (`rate = 5`).
+    pub kind: &'a str,
+    /// Whether the source must set it (the plugin has no default).
+    pub required: bool,
+    /// Allowed values of a string option; empty means any.
+    pub choices: &'a [String],
+}
+
+/// Checks one source's plugin options against the plugin's declared options:
+/// unknown options (listing the known ones), wrong kinds, missing required
+/// options, and strings outside `choices`. Returns every problem, ordered by
+/// position in the file.
+pub fn check_plugin_options(
+    source: &SourceConfig,
+    schema: &[OptionSchema<'_>],
+) -> Vec<ConfigError> {
+    let label = source_label(&source.name);
+    let plugin = &source.source_type;
+    let mut errors = Vec::new();
+    let at = |option: &str| {
+        Some(
+            source
+                .option_locations
+                .get(option)
+                .unwrap_or(&source.location)
+                .clone(),
+        )
+    };
+
+    for declared in schema {
+        if expected(declared.kind).is_none() {
+            errors.push(ConfigError::new(
+                Some(source.location.clone()),
+                Some(source_key(&label, declared.name)),
+                format!(
+                    "plugin `{plugin}` declares this option with unknown kind `{}`; this is a bug in the plugin",
+                    declared.kind
+                ),
+            ));
+        }
+    }
+
+    for (option, value) in &source.options {
+        let key = Some(source_key(&label, option));
+        let Some(declared) = schema.iter().find(|declared| declared.name == *option) else {
+            let message = if schema.is_empty() {
+                format!("unknown option; plugin `{plugin}` takes no options")
+            } else {
+                let known: Vec<&str> = schema.iter().map(|declared| declared.name).collect();
+                format!(
+                    "unknown option for plugin `{plugin}`; known options: {}",
+                    known.join(", ")
+                )
+            };
+            errors.push(ConfigError::new(at(option), key, message));
+            continue;
+        };
+        let Some(expected) = expected(declared.kind) else {
+            continue;
+        };
+        if !kind_matches(declared.kind, value) {
+            errors.push(ConfigError::new(
+                at(option),
+                key,
+                format!("expected {expected}, found {}", describe(value)),
+            ));
+        } else if let Json::String(text) = value
+            && !declared.choices.is_empty()
+            && !declared.choices.iter().any(|choice| choice == text)
+        {
+            errors.push(ConfigError::new(
+                at(option),
+                key,
+                format!("expected one of: {}", declared.choices.join(", ")),
+            ));
+        }
+    }
+
+    for declared in schema.iter().filter(|declared| declared.required) {
+        if !source.options.contains_key(declared.name) {
+            let what = expected(declared.kind).unwrap_or("a value");
+            errors.push(ConfigError::new(
+                Some(source.location.clone()),
+                Some(source_key(&label, declared.name)),
+                format!("required option of plugin `{plugin}` is missing (expected {what})"),
+            ));
+        }
+    }
+
+    errors.sort_by(|a, b| a.location.cmp(&b.location));
+    errors
+}
+
+/// The phrase for a declared kind, or `None` if the kind is unknown.
+fn expected(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "string" => "a string",
+        "integer" => "an integer",
+        "float" => "a float",
+        "boolean" => "a boolean",
+        "array" => "an array",
+        "table" => "a table",
+        _ => return None,
+    })
+}
+
+fn kind_matches(kind: &str, value: &Json) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "float" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "table" => value.is_object(),
+        _ => false,
+    }
+}
+
+fn describe(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "nothing",
+        Json::Bool(_) => "a boolean",
+        Json::Number(number) if number.is_f64() => "a float",
+        Json::Number(_) => "an integer",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::test_support::{SOURCE, parse};
+    use super::*;
+
+    fn schema<'a>(choices: &'a [String]) -> Vec<OptionSchema<'a>> {
+        vec![
+            OptionSchema {
+                name: "rate_per_sec",
+                kind: "float",
+                required: true,
+                choices: &[],
+            },
+            OptionSchema {
+                name: "count",
+                kind: "integer",
+                required: false,
+                choices: &[],
+            },
+            OptionSchema {
+                name: "mode",
+                kind: "string",
+                required: false,
+                choices,
+            },
+            OptionSchema {
+                name: "path",
+                kind: "string",
+                required: true,
+                choices: &[],
+            },
+        ]
+    }
+
+    fn check(extra: &str, schema: &[OptionSchema<'_>]) -> Vec<String> {
+        let config = parse(&format!("{SOURCE}{extra}")).unwrap();
+        check_plugin_options(&config.sources[0], schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn plugin_option_checks() {
+        let choices = ["fast".to_owned(), "slow".to_owned()];
+        let schema = schema(&choices);
+        // Line 5 onwards; the `[[source]]` header is on line 1.
+        let errors = check(
+            "rate_per_sec = 5\ncount = 1.5\nmode = \"medium\"\nratee = 1\n",
+            &schema,
+        );
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:1:1: `source[orders].path`: required option of plugin `datagen` is missing (expected a string)",
+                "/t.toml:6:1: `source[orders].count`: expected an integer, found a float",
+                "/t.toml:7:1: `source[orders].mode`: expected one of: fast, slow",
+                "/t.toml:8:1: `source[orders].ratee`: unknown option for plugin `datagen`; known options: rate_per_sec, count, mode, path",
+            ]
+        );
+    }
+
+    #[test]
+    fn valid_options_pass_and_integers_count_as_floats() {
+        let choices = ["fast".to_owned()];
+        let errors = check(
+            "rate_per_sec = 5\nmode = \"fast\"\npath = \"/x\"\n",
+            &schema(&choices),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn plugin_without_options_says_so() {
+        let errors = check("rate = 1\n", &[]);
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:5:1: `source[orders].rate`: unknown option; plugin `datagen` takes no options"
+            ]
+        );
+    }
+
+    #[test]
+    fn choice_errors_do_not_echo_the_value() {
+        let choices = ["a".to_owned()];
+        let errors = check(
+            "rate_per_sec = 1\npath = \"p\"\nmode = \"hunter2\"\n",
+            &schema(&choices),
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(!errors[0].contains("hunter2"), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_declared_kind_is_reported_as_a_plugin_bug() {
+        let schema = [OptionSchema {
+            name: "x",
+            kind: "duration",
+            required: false,
+            choices: &[],
+        }];
+        let errors = check("x = 1\n", &schema);
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:1:1: `source[orders].x`: plugin `datagen` declares this option with unknown kind `duration`; this is a bug in the plugin"
+            ]
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! `[[source]]` tables: the common keys checked here, every other key kept
+//! as a plugin option (converted to JSON) for the plugin's own check.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde_json::Value as Json;
+use toml_edit::{Item, TableLike, Value};
+
+use super::load::{FileCtx, describe, describe_value, entries};
+use super::{ConfigError, Format, Location, SourceConfig, source_key, source_label};
+
+const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";
+const TOPIC_RULE: &str = "not a valid Kafka topic name: use 1 to 249 characters of A-Z, a-z, 0-9, `.`, `_`, `-`, and not `.` or `..`";
+
+/// Collects `[[source]]` tables across files.
+pub(super) struct Sources<'a> {
+    pub(super) list: &'a mut Vec<SourceConfig>,
+    pub(super) names: &'a mut BTreeMap<String, Location>,
+}
+
+impl Sources<'_> {
+    /// The `source` key of a file: `[[source]]` tables, or an inline array
+    /// of inline tables.
+    pub(super) fn read_all(&mut self, ctx: &mut FileCtx<'_>, item: &Item) {
+        match item {
+            Item::ArrayOfTables(tables) => {
+                for (index, table) in tables.iter().enumerate() {
+                    self.read_one(ctx, table, table.span(), index);
+                }
+            }
+            Item::Value(Value::Array(array)) => {
+                for (index, value) in array.iter().enumerate() {
+                    match value.as_inline_table() {
+                        Some(table) => self.read_one(ctx, table, value.span(), index),
+                        None => ctx.wrong_type(
+                            value.span(),
+                            &format!("source[#{}]", index + 1),
+                            "a table",
+                            describe_value(value),
+                        ),
+                    }
+                }
+            }
+            _ => ctx.wrong_type(
+                item.span(),
+                "source",
+                "an array of tables ([[source]])",
+                describe(item),
+            ),
+        }
+    }
+
+    fn read_one(
+        &mut self,
+        ctx: &mut FileCtx<'_>,
+        table: &dyn TableLike,
+        span: Option<Range<usize>>,
+        index: usize,
+    ) {
+        let errors_before = ctx.errors.len();
+        // Errors name the source by its written name when that is usable,
+        // else by its position in the file.
+        let label = match table.get("name").and_then(Item::as_str) {
+            Some(name) if valid_name(name) => source_label(name),
+            _ => format!("source[#{}]", index + 1),
+        };
+        let location = ctx.location(span);
+        let mut name = None;
+        let mut source_type = None;
+        let mut topic = None;
+        let mut record_key = None;
+        let mut format = Format::Json;
+        let mut enabled = true;
+        let mut options = serde_json::Map::new();
+        let mut option_locations = BTreeMap::new();
+
+        for (field, key_span, item) in entries(table) {
+            let key = source_key(&label, field);
+            match field {
+                "name" => {
+                    if let Some(value) = ctx.string(item, &key) {
+                        if valid_name(&value) {
+                            name = Some((value, item.span()));
+                        } else {
+                            ctx.error(item.span(), &key, NAME_RULE);
+                        }
+                    }
+                }
+                "type" => source_type = ctx.non_empty_string(item, &key),
+                "topic" => {
+                    if let Some(value) = ctx.string(item, &key) {
+                        if valid_topic(&value) {
+                            topic = Some(value);
+                        } else {
+                            ctx.error(item.span(), &key, TOPIC_RULE);
+                        }
+                    }
+                }
+                "key" => record_key = ctx.non_empty_string(item, &key),
+                "format" => match ctx.string(item, &key).as_deref() {
+                    Some("json") => format = Format::Json,
+                    Some(_) => ctx.error(item.span(), &key, "expected one of: json"),
+                    None => {}
+                },
+                "enabled" => {
+                    if let Some(value) = ctx.boolean(item, &key) {
+                        enabled = value;
+                    }
+                }
+                _ => {
+                    option_locations.insert(field.to_owned(), ctx.location(key_span));
+                    if let Some(value) = item_to_json(ctx, item, &key) {
+                        options.insert(field.to_owned(), value);
+                    }
+                }
+            }
+        }
+        for required in ["name", "type", "topic"] {
+            if !table.contains_key(required) {
+                ctx.errors.push(ConfigError::new(
+                    Some(location.clone()),
+                    Some(source_key(&label, required)),
+                    "required key is missing",
+                ));
+            }
+        }
+
+        if let Some((name, name_span)) = &name {
+            let here = ctx.location(name_span.clone());
+            match self.names.get(name) {
+                Some(first) => ctx.error(
+                    name_span.clone(),
+                    &source_key(&label, "name"),
+                    format!("duplicate source name; first defined at {first}"),
+                ),
+                None => {
+                    self.names.insert(name.clone(), here);
+                }
+            }
+        }
+
+        if ctx.errors.len() != errors_before {
+            return;
+        }
+        if let (Some((name, _)), Some(source_type), Some(topic)) = (name, source_type, topic) {
+            self.list.push(SourceConfig {
+                name,
+                source_type,
+                topic,
+                key: record_key,
+                format,
+                enabled,
+                options,
+                location,
+                option_locations,
+            });
+        }
+    }
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9_.-]`, not `.` or `..`.
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Kafka's own rule: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or
+/// `..`.
+fn valid_topic(topic: &str) -> bool {
+    (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A plugin option as JSON: integers stay integers, datetimes become
+/// strings, strings are substituted. Nesting depth is bounded by toml_edit's
+/// parser, so the recursion is too.
+fn item_to_json(ctx: &mut FileCtx<'_>, item: &Item, key: &str) -> Option<Json> {
+    match item {
+        Item::None => None,
+        Item::Value(value) => value_to_json(ctx, value, key),
+        Item::Table(table) => table_to_json(ctx, table, key),
+        Item::ArrayOfTables(tables) => {
+            let mut out = Vec::with_capacity(tables.len());
+            let mut ok = true;
+            for (index, table) in tables.iter().enumerate() {
+                match table_to_json(ctx, table, &format!("{key}[{index}]")) {
+                    Some(value) => out.push(value),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Json::Array(out))
+        }
+    }
+}
+
+fn table_to_json(ctx: &mut FileCtx<'_>, table: &dyn TableLike, key: &str) -> Option<Json> {
+    let mut out = serde_json::Map::new();
+    let mut ok = true;
+    for (name, _, item) in entries(table) {
+        match item_to_json(ctx, item, &format!("{key}.{name}")) {
+            Some(value) => {
+                out.insert(name.to_owned(), value);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(Json::Object(out))
+}
+
+fn value_to_json(ctx: &mut FileCtx<'_>, value: &Value, key: &str) -> Option<Json> {
+    match value {
+        Value::String(raw) => ctx
+            .substitute(raw.value(), value.span(), key)
+            .map(Json::String),
+        Value::Integer(number) => Some(Json::from(*number.value())),
+        Value::Float(number) => match serde_json::Number::from_f64(*number.value()) {
+            Some(number) => Some(Json::Number(number)),
+            None => {
+                ctx.error(
+                    value.span(),
+                    key,
+                    "nan and infinite floats cannot be passed to plugins (JSON cannot represent them)",
+                );
+                None
+            }
+        },
+        Value::Boolean(flag) => Some(Json::Bool(*flag.value())),
+        Value::Datetime(datetime) => Some(Json::String(datetime.value().to_string())),
+        Value::Array(array) => {
+            let mut out = Vec::with_capacity(array.len());
+            let mut ok = true;
+            for (index, element) in array.iter().enumerate() {
+                match value_to_json(ctx, element, &format!("{key}[{index}]")) {
+                    Some(value) => out.push(value),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Json::Array(out))
+        }
+        Value::InlineTable(table) => table_to_json(ctx, table, key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::load::load_from_str;
+    use super::super::load::test_support::{SOURCE, errors_of, no_env, parse};
+    use super::super::{OptionSchema, check_plugin_options};
+    use super::*;
+
+    #[test]
+    fn source_keys_are_checked() {
+        let text = r#"
+[[source]]
+name = "bad name"
+type = ""
+topic = ".."
+format = "avro"
+
+[[source]]
+topic = "t"
+
+[[source]]
+name = "ok"
+type = "datagen"
+topic = "t"
+key = 5
+"#;
+        let errors = errors_of(load_from_str(Path::new("/etc/t.toml"), text, &no_env));
+        assert_eq!(
+            errors,
+            [
+                format!("/etc/t.toml:3:8: `source[#1].name`: {NAME_RULE}"),
+                "/etc/t.toml:4:8: `source[#1].type`: must not be empty".to_owned(),
+                format!("/etc/t.toml:5:9: `source[#1].topic`: {TOPIC_RULE}"),
+                "/etc/t.toml:6:10: `source[#1].format`: expected one of: json".to_owned(),
+                "/etc/t.toml:8:1: `source[#2].name`: required key is missing".to_owned(),
+                "/etc/t.toml:8:1: `source[#2].type`: required key is missing".to_owned(),
+                "/etc/t.toml:15:7: `source[ok].key`: expected a string, found an integer"
+                    .to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn name_and_topic_rules() {
+        assert!(valid_name("a-b_c.1"));
+        assert!(valid_name(&"x".repeat(128)));
+        assert!(!valid_name(&"x".repeat(129)));
+        assert!(!valid_name(""));
+        assert!(!valid_name(".."));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name("ü"));
+        assert!(valid_topic(&"t".repeat(249)));
+        assert!(!valid_topic(&"t".repeat(250)));
+        assert!(!valid_topic("."));
+        assert!(!valid_topic("a b"));
+    }
+
+    #[test]
+    fn inline_array_of_source_tables_is_accepted() {
+        let text = "source = [{ name = \"a\", type = \"t\", topic = \"t\" }, 5]\n";
+        let errors = errors_of(parse(text));
+        assert_eq!(
+            errors,
+            ["/t.toml:1:52: `source[#2]`: expected a table, found an integer"]
+        );
+        let text = "[source]\nname = \"a\"\n";
+        let errors = errors_of(parse(text));
+        assert_eq!(
+            errors,
+            ["/t.toml:1:1: `source`: expected an array of tables ([[source]]), found a table"]
+        );
+    }
+
+    #[test]
+    fn source_equality_ignores_location() {
+        let a = load_from_str(Path::new("/a.toml"), SOURCE, &no_env).unwrap();
+        let b = load_from_str(Path::new("/b.toml"), &format!("\n\n{SOURCE}"), &no_env).unwrap();
+        assert_ne!(a.sources[0].location, b.sources[0].location);
+        assert_eq!(a.sources[0], b.sources[0]);
+        let c = load_from_str(
+            Path::new("/a.toml"),
+            &format!("{SOURCE}rate = 1\n"),
+            &no_env,
+        )
+        .unwrap();
+        assert_ne!(a.sources[0], c.sources[0]);
+    }
+
+    #[test]
+    fn plugin_options_carry_locations_for_later_checks() {
+        let text = format!("{SOURCE}rate = \"fast\"\nmode = \"x\"\n");
+        let config = load_from_str(Path::new("/t.toml"), &text, &no_env).unwrap();
+        let schema = [
+            OptionSchema {
+                name: "rate",
+                kind: "integer",
+                required: false,
+                choices: &[],
+            },
+            OptionSchema {
+                name: "mode",
+                kind: "string",
+                required: false,
+                choices: &[],
+            },
+        ];
+        let errors: Vec<String> = check_plugin_options(&config.sources[0], &schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            ["/t.toml:5:1: `source[orders].rate`: expected an integer, found a string"]
+        );
+    }
+
+    #[test]
+    fn plugin_options_become_json_with_locations() {
+        let config = parse(
+            r#"# line 1
+[[source]]
+name = "orders"
+type = "datagen"
+topic = "orders.v1"
+key = "id"
+format = "json"
+enabled = false
+rate_per_sec = 100
+ratio = 0.25
+started = 1979-05-27T07:32:00Z
+fields = ["a", 1]
+shape = { kind = "zipf", s = 1 }
+[source.nested]
+deep = "yes"
+[[source.rows]]
+n = 1
+"#,
+        )
+        .unwrap();
+        let [source] = config.sources.as_slice() else {
+            panic!("one source expected: {:?}", config.sources)
+        };
+        assert_eq!(source.name, "orders");
+        assert_eq!(source.source_type, "datagen");
+        assert_eq!(source.topic, "orders.v1");
+        assert_eq!(source.key.as_deref(), Some("id"));
+        assert_eq!(source.format, Format::Json);
+        assert!(!source.enabled);
+        assert_eq!(
+            Json::Object(source.options.clone()),
+            serde_json::json!({
+                "rate_per_sec": 100,
+                "ratio": 0.25,
+                "started": "1979-05-27T07:32:00Z",
+                "fields": ["a", 1],
+                "shape": { "kind": "zipf", "s": 1 },
+                "nested": { "deep": "yes" },
+                "rows": [{ "n": 1 }],
+            })
+        );
+        assert!(source.options["rate_per_sec"].is_i64());
+        assert_eq!((source.location.line, source.location.column), (2, 1));
+        let rate = &source.option_locations["rate_per_sec"];
+        assert_eq!(
+            (rate.file.to_str(), rate.line, rate.column),
+            (Some("/t.toml"), 9, 1)
+        );
+        assert_eq!(source.option_locations["nested"].line, 14);
+    }
+
+    #[test]
+    fn non_finite_float_option_is_refused() {
+        let errors = errors_of(parse(&format!(
+            "{SOURCE}x = nan
+y = [1.0, -inf]
+"
+        )));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("/t.toml:5:5: `source[orders].x`: nan and infinite"));
+        assert!(errors[1].starts_with("/t.toml:6:11: `source[orders].y[1]`: nan and infinite"));
+    }
+}

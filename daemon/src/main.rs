@@ -1,0 +1,244 @@
+//! The `tributary` command: parses the command line and calls the library.
+//!
+//! Exit codes: 0 success, 2 bad configuration, 1 any other failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tributary::config::{self, Config, ConfigErrors};
+use tributary::plugin::PluginRegistry;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tributary",
+    version,
+    about = "Feeds Kafka from source plugins, committing offsets only after delivery."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ConfigArgs {
+    /// The main configuration file.
+    #[arg(long, short = 'c', default_value = config::DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// The drop-in directory (default: `conf.d` beside the main file).
+    #[arg(long)]
+    conf_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Exit once every source has finished (finite inputs), instead of
+        /// running until SIGTERM.
+        #[arg(long)]
+        exit_when_finished: bool,
+    },
+    /// Check the configuration, the plugins and every source's options.
+    /// Needs no broker.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List the plugins found in the plugin directories, or describe one
+    /// source type and its options.
+    Plugins {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Search this directory instead of the configured ones (repeatable).
+        #[arg(long = "plugin-dir")]
+        plugin_dirs: Vec<PathBuf>,
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsAction {
+    /// List libraries and the source types they provide (the default).
+    List,
+    /// Show a source type's options.
+    Describe {
+        /// The source type, as written in `type = "..."`.
+        name: String,
+    },
+}
+
+/// A failure that maps to exit code 2.
+#[derive(Debug)]
+struct BadConfig(ConfigErrors);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(bad) = e.downcast_ref::<BadConfig>() {
+                let n = bad.0.0.len();
+                eprintln!("{}", bad.0);
+                eprintln!(
+                    "configuration invalid: {n} error{}",
+                    if n == 1 { "" } else { "s" }
+                );
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+    config::load(&args.config, args.conf_dir.as_deref()).map_err(|e| BadConfig(e).into())
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run {
+            config,
+            exit_when_finished,
+        } => run(&config, exit_when_finished),
+        Command::Validate { config } => validate(&config),
+        Command::Plugins {
+            config,
+            plugin_dirs,
+            action,
+        } => plugins(&config, plugin_dirs, action.unwrap_or(PluginsAction::List)),
+    }
+}
+
+fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
+    let config = load(args)?;
+    let registry = PluginRegistry::load(&config.plugins.dirs);
+    let errors = tributary::validate::check_sources(&config, &registry);
+    if !errors.is_empty() {
+        return Err(BadConfig(ConfigErrors(errors)).into());
+    }
+    drop(registry);
+    let shutdown = CancellationToken::new();
+    tributary::signals::install(shutdown.clone()).context("cannot install signal handlers")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("tributary-rt")
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = tributary::RunOptions { exit_when_finished };
+    runtime.block_on(tributary::run_with(config, options, shutdown))?;
+    Ok(())
+}
+
+fn validate(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = load(args)?;
+    let registry = PluginRegistry::load(&config.plugins.dirs);
+    for e in &registry.errors {
+        tracing::warn!(error = %e, "Plugin library not loaded.");
+    }
+    let errors = tributary::validate::check_sources(&config, &registry);
+    if !errors.is_empty() {
+        return Err(BadConfig(ConfigErrors(errors)).into());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "configuration valid: {} source(s) in {} file(s)",
+        config.sources.len(),
+        config.files.len()
+    )?;
+    Ok(())
+}
+
+fn plugin_dirs(args: &ConfigArgs, explicit: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    if !explicit.is_empty() {
+        return Ok(explicit);
+    }
+    if args.config == Path::new(config::DEFAULT_CONFIG_PATH) && !args.config.exists() {
+        return Ok(config::PluginsConfig::default().dirs);
+    }
+    Ok(load(args)?.plugins.dirs)
+}
+
+fn plugins(args: &ConfigArgs, explicit: Vec<PathBuf>, action: PluginsAction) -> anyhow::Result<()> {
+    let dirs = plugin_dirs(args, explicit)?;
+    let registry = PluginRegistry::load(&dirs);
+    let mut out = std::io::stdout().lock();
+    match action {
+        PluginsAction::List => {
+            for lib in registry.libraries() {
+                writeln!(
+                    out,
+                    "{} {} (ABI {}.{}) {}",
+                    lib.name,
+                    lib.version,
+                    lib.abi.0,
+                    lib.abi.1,
+                    lib.path.display()
+                )?;
+                for t in &lib.source_types {
+                    writeln!(out, "  {:<16} {}", t.name, t.description)?;
+                }
+            }
+            for e in &registry.errors {
+                writeln!(out, "not loaded: {e}")?;
+            }
+            if registry.libraries().is_empty() {
+                let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                writeln!(out, "no plugins found in: {}", searched.join(", "))?;
+            }
+        }
+        PluginsAction::Describe { name } => {
+            let Some(info) = registry.source_type(&name) else {
+                let known: Vec<&str> = registry.type_names().collect();
+                anyhow::bail!(
+                    "no plugin provides source type `{name}` (available: {})",
+                    known.join(", ")
+                );
+            };
+            writeln!(out, "{}: {}", info.name, info.description)?;
+            writeln!(out, "options:")?;
+            for o in &info.options {
+                let mut line = format!("  {} ({})", o.name, o.kind);
+                if o.required {
+                    line.push_str(" required");
+                }
+                if let Some(d) = &o.default {
+                    line.push_str(&format!(" default {d}"));
+                }
+                if !o.choices.is_empty() {
+                    line.push_str(&format!(" one of {}", o.choices.join(" | ")));
+                }
+                writeln!(out, "{line}\n      {}", o.doc)?;
+            }
+        }
+    }
+    Ok(())
+}

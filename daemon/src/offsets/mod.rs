@@ -1,0 +1,53 @@
+//! Where committed source checkpoints live.
+//!
+//! A checkpoint is written only after Kafka acknowledged every record before
+//! it (see `pipeline::ack`), so whatever a store returns at start is safe to
+//! resume from: nothing before it is lost, and at most what came after the
+//! last commit is sent again.
+
+mod file;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use file::FileStore;
+
+/// The committed checkpoint of each partition of one source.
+pub type Checkpoints = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Errors of the offset stores.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    /// Reading or writing the store failed (full disk, read-only, permissions).
+    #[error("offset store {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored file is damaged. It is never reset silently: resuming from
+    /// the wrong place would lose or repeat data.
+    #[error(
+        "offset file {} is corrupt ({reason}); refusing to guess where source `{source_name}` \
+         stopped. Move the file aside to start the source from the beginning",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The source it belongs to.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A place to keep checkpoints. Implementations are called from blocking
+/// contexts (they may fsync).
+pub trait OffsetStore: Send + Sync + std::fmt::Debug {
+    /// The last committed checkpoints of `source`; empty when it never committed.
+    fn load(&self, source: &str) -> Result<Checkpoints, OffsetError>;
+    /// Replaces the checkpoints of `source`, durably, atomically.
+    fn commit(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError>;
+}

@@ -1,0 +1,128 @@
+//! Sources, from plugin poll to committed offset, and their supervision.
+
+pub mod ack;
+mod source;
+mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::error::KafkaError;
+use tokio_util::sync::CancellationToken;
+
+pub use source::{RunEnd, SourceContext, run_once};
+pub use status::{SourceState, SourceStatus};
+
+use crate::offsets::OffsetError;
+use crate::plugin::PluginError;
+use crate::producer::{Kafka, ProducerError};
+use crate::serialize::SerializeError;
+
+/// Why a source run failed. Every variant leads to a restart with backoff
+/// from the last committed checkpoint; none skips a record.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The plugin failed or panicked.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Checkpoints could not be read (I/O or a corrupt file).
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    /// Rows could not be serialised.
+    #[error(transparent)]
+    Serialize(#[from] SerializeError),
+    /// The topic could not be created or checked.
+    #[error(transparent)]
+    Topic(#[from] ProducerError),
+    /// The producer refused a record outright.
+    #[error("cannot send to topic `{topic}`: {source}")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// Kafka did not acknowledge a record within the delivery timeout, or
+    /// refused it. The offset stays before it.
+    #[error("delivery to topic `{topic}` failed: {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// The delivery report's error.
+        source: KafkaError,
+    },
+    /// The plugin did not return from a call after a stop was requested.
+    #[error(
+        "the plugin did not return within {grace:?} of a stop request; its thread is abandoned"
+    )]
+    Hung {
+        /// How long it was given.
+        grace: Duration,
+    },
+    /// A task or thread of the daemon itself failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// First wait before restarting a failed source.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Longest wait between restarts.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A run that lasted this long resets the backoff: the failure was not a
+/// crash loop.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// Runs a source until shutdown (or until it finishes), restarting it with
+/// exponential backoff after every failure.
+pub async fn supervise(ctx: SourceContext, kafka: Arc<Kafka>, shutdown: CancellationToken) {
+    let status = ctx.status.clone();
+    let mut backoff = BACKOFF_INITIAL;
+    loop {
+        status.set_state(SourceState::Starting);
+        let started = Instant::now();
+        let result = match kafka.ensure_topic(&ctx.config.topic).await {
+            Ok(()) => {
+                status.set_state(SourceState::Running);
+                tracing::info!(topic = %ctx.config.topic, "Source started.");
+                run_once(&ctx, &shutdown).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(RunEnd::Finished) => {
+                status.set_state(SourceState::Finished);
+                tracing::info!("Source finished; all its records are delivered and committed.");
+                return;
+            }
+            Ok(RunEnd::Stopped) => {
+                status.set_state(SourceState::Stopped);
+                tracing::info!("Source stopped.");
+                return;
+            }
+            Err(e) => {
+                if shutdown.is_cancelled() {
+                    status.set_state(SourceState::Stopped);
+                    tracing::warn!(error = %e, "Source stopped with an error.");
+                    return;
+                }
+                if started.elapsed() >= BACKOFF_RESET_AFTER {
+                    backoff = BACKOFF_INITIAL;
+                }
+                status.set_state(SourceState::Backoff);
+                status.set_error(e.to_string());
+                status
+                    .restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, retry_in = ?backoff, "Source failed; restarting from its last committed checkpoint.");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => {
+                        status.set_state(SourceState::Stopped);
+                        return;
+                    }
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! What each source is doing, shared between its tasks and observers.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The lifecycle of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Loading checkpoints, creating the topic and the plugin instance.
+    Starting,
+    /// Polling and producing.
+    Running,
+    /// Failed; waiting before the next restart.
+    Backoff,
+    /// Failed and will not be restarted (e.g. no plugin provides its type).
+    Failed,
+    /// The source reported it has no more data; offsets are committed.
+    Finished,
+    /// Stopped by shutdown.
+    Stopped,
+}
+
+impl SourceState {
+    /// A lowercase name for logs and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Starting => "starting",
+            SourceState::Running => "running",
+            SourceState::Backoff => "backoff",
+            SourceState::Failed => "failed",
+            SourceState::Finished => "finished",
+            SourceState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Counters and state of one source.
+#[derive(Debug)]
+pub struct SourceStatus {
+    /// The source's name.
+    pub name: String,
+    /// The source's plugin type.
+    pub source_type: String,
+    state: Mutex<SourceState>,
+    last_error: Mutex<Option<String>>,
+    last_commit: Mutex<Option<Instant>>,
+    /// Times the source was restarted after a failure.
+    pub restarts: AtomicU64,
+    /// Rows received from the plugin.
+    pub records_polled: AtomicU64,
+    /// Records Kafka acknowledged.
+    pub records_produced: AtomicU64,
+    /// Value bytes Kafka acknowledged.
+    pub bytes_produced: AtomicU64,
+    /// Batches received from the plugin.
+    pub batches: AtomicU64,
+    /// Successful offset commits.
+    pub commits: AtomicU64,
+    /// Failed offset commits (retried at the next interval).
+    pub commit_failures: AtomicU64,
+    /// Records handed to the producer and not yet acknowledged.
+    pub in_flight: AtomicI64,
+    /// Units behind at the source as the plugin reports them, or -1.
+    pub lag: AtomicI64,
+}
+
+impl SourceStatus {
+    /// A fresh status in `Starting`.
+    pub fn new(name: &str, source_type: &str) -> Self {
+        SourceStatus {
+            name: name.to_owned(),
+            source_type: source_type.to_owned(),
+            state: Mutex::new(SourceState::Starting),
+            last_error: Mutex::new(None),
+            last_commit: Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            records_polled: AtomicU64::new(0),
+            records_produced: AtomicU64::new(0),
+            bytes_produced: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            lag: AtomicI64::new(-1),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SourceState {
+        *lock(&self.state)
+    }
+
+    /// Moves to `state`.
+    pub fn set_state(&self, state: SourceState) {
+        *lock(&self.state) = state;
+    }
+
+    /// Records a failure message (shown until the next one).
+    pub fn set_error(&self, message: String) {
+        *lock(&self.last_error) = Some(message);
+    }
+
+    /// The last failure message.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Notes a successful commit.
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_commit) = Some(Instant::now());
+    }
+
+    /// Time since the last successful commit.
+    pub fn since_last_commit(&self) -> Option<Duration> {
+        lock(&self.last_commit).map(|t| t.elapsed())
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: the data is plain values that
+/// stay consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

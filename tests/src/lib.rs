@@ -1,0 +1,48 @@
+//! The shared harness for tributary's integration and fault tests.
+//!
+//! Tests drive the real `tributary` binary as a child process against a real
+//! Kafka-protocol broker, then count what reached the topic with an
+//! independent consumer (the oracle). This crate deliberately does not depend
+//! on the daemon crate: the harness compiles, and its own tests run, whatever
+//! state the daemon is in.
+//!
+//! A typical test:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tributary_tests::*;
+//!
+//! for kind in brokers_under_test() {
+//!     let dir = TempDir::new("example"); // first: dropped last
+//!     let broker = Broker::start(kind, dir.path());
+//!     broker.create_topic("orders", 3);
+//!     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+//!         .drop_in("orders.toml", datagen_source("orders", "orders", 1000, 5000, 7));
+//!     let config = write_config(dir.path(), &spec);
+//!     let _daemon = Daemon::start(&config, &dir.join("daemon.log"));
+//!     let report = consume_seqs(&broker.bootstrap(), "orders", 1000, Duration::from_secs(60));
+//!     assert!(report.nothing_missing(), "{kind}: {report}");
+//! }
+//! ```
+//!
+//! Every process started here listens on loopback only and is stopped by its
+//! PID when its handle drops, including on panic.
+
+mod broker;
+mod config;
+mod daemon;
+mod oracle;
+mod paths;
+mod process;
+mod tempdir;
+
+pub use broker::{
+    Broker, BrokerKind, Mock, MockBroker, TANSU_BIN_ENV, TansuBroker, brokers_under_test,
+    free_port, tansu_bin,
+};
+pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
+pub use daemon::{Daemon, run_cli};
+pub use oracle::{MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_seqs, produce_seqs};
+pub use paths::{daemon_bin, plugin_lib, target_dir};
+pub use process::log_tail;
+pub use tempdir::{KEEP_ENV, TempDir};
