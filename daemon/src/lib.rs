@@ -36,6 +36,9 @@ pub enum RunError {
     /// The offset store could not be opened.
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    /// With `exit_when_finished`: some sources did not finish.
+    #[error("{0} source(s) did not finish: {1}")]
+    Unfinished(usize, String),
 }
 
 /// How a run behaves beyond its config.
@@ -71,16 +74,22 @@ pub async fn run_with(
         statuses.push(status.clone());
         let span =
             tracing::info_span!("source", source = %source.name, plugin = %source.source_type);
-        let Some(plugin) = registry.get(&source.source_type) else {
-            status.set_state(SourceState::Failed);
-            status.set_error(format!(
-                "no plugin provides source type `{}`",
-                source.source_type
-            ));
-            span.in_scope(|| {
-                tracing::error!("Source not started: no loaded plugin provides its type.");
-            });
-            continue;
+        // A source whose plugin is missing or rejects its options does not
+        // start; every other source still runs.
+        let problems = validate::check_source(source, &registry);
+        let plugin = match registry.get(&source.source_type) {
+            Some(plugin) if problems.is_empty() => plugin,
+            _ => {
+                let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                status.set_state(SourceState::Failed);
+                status.set_error(message.join("; "));
+                span.in_scope(|| {
+                    for problem in &problems {
+                        tracing::error!(error = %problem, "Source not started.");
+                    }
+                });
+                continue;
+            }
         };
         let ctx = SourceContext {
             config: source.clone(),
@@ -112,6 +121,11 @@ pub async fn run_with(
     tasks.wait().await;
     progress.abort();
     kafka.flush(Duration::from_secs(1));
+    let unfinished: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.state() != SourceState::Finished)
+        .map(|s| format!("{} ({})", s.name, s.state().as_str()))
+        .collect();
     for status in &statuses {
         tracing::info!(
             source = %status.name,
@@ -119,6 +133,12 @@ pub async fn run_with(
             produced = status.records_produced.load(std::sync::atomic::Ordering::Relaxed),
             "Source summary."
         );
+    }
+    if options.exit_when_finished && !unfinished.is_empty() {
+        return Err(RunError::Unfinished(
+            unfinished.len(),
+            unfinished.join(", "),
+        ));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use tributary::config::{self, Config, ConfigErrors};
+use tributary::config::{self, Config, ConfigError, ConfigErrors};
 use tributary::plugin::PluginRegistry;
 
 #[derive(Parser, Debug)]
@@ -121,6 +121,25 @@ fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
     config::load(&args.config, args.conf_dir.as_deref()).map_err(|e| BadConfig(e).into())
 }
 
+/// Loads the files and checks every source against the plugins, reporting
+/// file-level and plugin-level problems together. Returns the config and
+/// the plugin-level problems when the files themselves are fine.
+fn load_and_check(args: &ConfigArgs) -> anyhow::Result<(Config, Vec<ConfigError>)> {
+    let (config, mut errors) = config::load_all(&args.config, args.conf_dir.as_deref());
+    let file_errors = errors.len();
+    let registry = PluginRegistry::load(&config.plugins.dirs);
+    let mut plugin_errors = tributary::validate::check_sources(&config, &registry);
+    if file_errors > 0 {
+        errors.append(&mut plugin_errors);
+        errors.sort_by(|a, b| a.location.cmp(&b.location));
+        return Err(BadConfig(ConfigErrors(errors)).into());
+    }
+    for e in &registry.errors {
+        tracing::warn!(error = %e, "Plugin library not loaded.");
+    }
+    Ok((config, plugin_errors))
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
@@ -137,15 +156,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
-    let config = load(args)?;
-    let registry = PluginRegistry::load(&config.plugins.dirs);
-    let errors = tributary::validate::check_sources(&config, &registry);
-    if !errors.is_empty() {
-        return Err(BadConfig(ConfigErrors(errors)).into());
-    }
-    drop(registry);
+    // Problems of single sources (a missing plugin, bad plugin options) do
+    // not stop the daemon: those sources are reported and left out, the
+    // others run. `validate` treats them as errors.
+    // Handlers first: a stop request during start-up must still drain.
     let shutdown = CancellationToken::new();
     tributary::signals::install(shutdown.clone()).context("cannot install signal handlers")?;
+    let (config, _per_source) = load_and_check(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -158,12 +175,7 @@ fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
 }
 
 fn validate(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config = load(args)?;
-    let registry = PluginRegistry::load(&config.plugins.dirs);
-    for e in &registry.errors {
-        tracing::warn!(error = %e, "Plugin library not loaded.");
-    }
-    let errors = tributary::validate::check_sources(&config, &registry);
+    let (config, errors) = load_and_check(args)?;
     if !errors.is_empty() {
         return Err(BadConfig(ConfigErrors(errors)).into());
     }

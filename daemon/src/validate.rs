@@ -14,7 +14,8 @@ pub fn check_sources(config: &Config, registry: &PluginRegistry) -> Vec<ConfigEr
         .collect()
 }
 
-fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<ConfigError> {
+/// Every problem of one source.
+pub fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<ConfigError> {
     let label = config::source_label(&source.name);
     let Some(info) = registry.source_type(&source.source_type) else {
         return vec![ConfigError::new(

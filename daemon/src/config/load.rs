@@ -21,22 +21,32 @@ use super::{
 };
 
 /// Top-level keys of the main file.
-const MAIN_KEYS: &[&str] = &["kafka", "offsets", "http", "plugins", "source"];
+const MAIN_KEYS: &[&str] = &["conf_dir", "kafka", "offsets", "http", "plugins", "source"];
 
 pub(super) fn load(
     main_file: &Path,
     conf_dir: Option<&Path>,
     env: EnvLookup<'_>,
-) -> Result<Config, ConfigErrors> {
+) -> (Config, Vec<ConfigError>) {
     let base_dir = base_dir(main_file);
-    let conf_dir_used = conf_dir.map_or_else(|| base_dir.join("conf.d"), Path::to_path_buf);
     let mut loader = Loader::new(main_file, &base_dir, env);
 
     match read_text(main_file) {
         Ok(text) => loader.read_file(main_file.to_path_buf(), text, FileRole::Main),
         Err(error) => loader.errors.push(error),
     }
-    match drop_in_files(&conf_dir_used, conf_dir.is_some(), main_file) {
+    // The command line wins over the main file's `conf_dir`, which wins over
+    // the default; an empty `conf_dir` means "no drop-ins".
+    let (conf_dir_used, explicit) = match (conf_dir, loader.conf_dir_setting.take()) {
+        (Some(dir), _) => (Some(dir.to_path_buf()), true),
+        (None, Some(setting)) if setting.as_os_str().is_empty() => (None, true),
+        (None, Some(setting)) => (Some(base_dir.join(setting)), true),
+        (None, None) => (Some(base_dir.join("conf.d")), false),
+    };
+    let Some(conf_dir_used) = conf_dir_used else {
+        return loader.finish(None);
+    };
+    match drop_in_files(&conf_dir_used, explicit, main_file) {
         Ok(paths) => {
             for path in paths {
                 match read_text(&path) {
@@ -50,7 +60,7 @@ pub(super) fn load(
         }
         Err(error) => loader.errors.push(error),
     }
-    loader.finish(conf_dir_used)
+    loader.finish(Some(conf_dir_used))
 }
 
 pub(super) fn load_from_str(
@@ -61,7 +71,12 @@ pub(super) fn load_from_str(
     let base_dir = base_dir(main_file);
     let mut loader = Loader::new(main_file, &base_dir, env);
     loader.read_file(main_file.to_path_buf(), text.to_owned(), FileRole::Main);
-    loader.finish(base_dir.join("conf.d"))
+    let (config, errors) = loader.finish(Some(base_dir.join("conf.d")));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// The directory relative paths are resolved against. `Path::parent` of a
@@ -202,6 +217,8 @@ struct Loader<'a> {
     sources: Vec<SourceConfig>,
     /// Where each source name was first defined, to point duplicates at it.
     names: BTreeMap<String, Location>,
+    /// The main file's `conf_dir`, relative to its directory.
+    conf_dir_setting: Option<PathBuf>,
     errors: Vec<ConfigError>,
 }
 
@@ -218,15 +235,14 @@ impl<'a> Loader<'a> {
             plugins: PluginsConfig::default(),
             sources: Vec::new(),
             names: BTreeMap::new(),
+            conf_dir_setting: None,
             errors: Vec::new(),
         }
     }
 
-    fn finish(self, conf_dir: PathBuf) -> Result<Config, ConfigErrors> {
-        if !self.errors.is_empty() {
-            return Err(ConfigErrors(self.errors));
-        }
-        Ok(Config {
+    /// The config as far as it could be read, with every problem found.
+    fn finish(self, conf_dir: Option<PathBuf>) -> (Config, Vec<ConfigError>) {
+        let config = Config {
             main_file: self.main_file.to_path_buf(),
             conf_dir,
             files: self.files,
@@ -235,7 +251,8 @@ impl<'a> Loader<'a> {
             http: self.http,
             plugins: self.plugins,
             sources: self.sources,
-        })
+        };
+        (config, self.errors)
     }
 
     /// Reads one file, then orders its errors by position: the checks run
@@ -285,9 +302,11 @@ impl<'a> Loader<'a> {
             list: &mut self.sources,
             names: &mut self.names,
         };
+        let mut conf_dir_setting = None;
         for (key, key_span, item) in entries(doc.as_table()) {
             match (role, key) {
                 (_, "source") => sources.read_all(&mut ctx, item),
+                (FileRole::Main, "conf_dir") => conf_dir_setting = ctx.string(item, key),
                 (FileRole::Main, "kafka") => sections.kafka(&mut ctx, item),
                 (FileRole::Main, "offsets") => sections.offsets(&mut ctx, item),
                 (FileRole::Main, "http") => sections.http(&mut ctx, item),
@@ -307,6 +326,9 @@ impl<'a> Loader<'a> {
                     "unknown key; drop-in files may only contain [[source]] tables",
                 ),
             }
+        }
+        if let Some(setting) = conf_dir_setting {
+            self.conf_dir_setting = Some(PathBuf::from(setting));
         }
     }
 }
@@ -509,6 +531,20 @@ mod tests {
     use super::super::OffsetStoreKind;
     use super::test_support::{SOURCE, errors_of, no_env};
     use super::*;
+
+    /// `load` as the public API returns it.
+    fn load_checked(
+        main_file: &Path,
+        conf_dir: Option<&Path>,
+        env: EnvLookup<'_>,
+    ) -> Result<Config, ConfigErrors> {
+        let (config, errors) = load(main_file, conf_dir, env);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
     use std::ffi::OsString;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -543,7 +579,7 @@ mod tests {
     }
 
     fn load_dir(dir: &TempDir, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
-        load(&dir.0.join("tributary.toml"), None, env)
+        load_checked(&dir.0.join("tributary.toml"), None, env)
     }
 
     /// Replaces the temp dir path with `DIR` so expectations stay readable.
@@ -559,9 +595,9 @@ mod tests {
     fn defaults_apply_when_sections_are_missing() {
         let dir = TempDir::new("defaults");
         let main = dir.write("tributary.toml", "");
-        let config = load(&main, None, &no_env).unwrap();
+        let config = load_checked(&main, None, &no_env).unwrap();
         assert_eq!(config.main_file, main);
-        assert_eq!(config.conf_dir, dir.0.join("conf.d"));
+        assert_eq!(config.conf_dir, Some(dir.0.join("conf.d")));
         assert_eq!(config.files, vec![main]);
         assert_eq!(config.kafka, KafkaConfig::default());
         assert!(config.kafka.is_embedded());
@@ -600,7 +636,7 @@ mod tests {
         dir.write("conf.d/README", "not = [valid");
         dir.write("conf.d/sub.toml/inner.toml", "not = [valid");
         dir.write("conf.d/sub/c.toml", "not = [valid");
-        let config = load(&main, None, &no_env).unwrap();
+        let config = load_checked(&main, None, &no_env).unwrap();
         let conf_d = dir.0.join("conf.d");
         assert_eq!(
             config.files,
@@ -623,13 +659,16 @@ mod tests {
         dir.write("conf.d/a.toml", SOURCE);
         dir.write("other/z.toml", &SOURCE.replace("orders", "z"));
         let other = dir.0.join("other");
-        let config = load(&main, Some(&other), &no_env).unwrap();
-        assert_eq!(config.conf_dir, other);
+        let config = load_checked(&main, Some(&other), &no_env).unwrap();
+        assert_eq!(config.conf_dir, Some(other));
         assert_eq!(config.sources.len(), 1);
         assert_eq!(config.sources[0].name, "z");
 
         let missing = dir.0.join("nope");
-        let errors = relative(&dir, errors_of(load(&main, Some(&missing), &no_env)));
+        let errors = relative(
+            &dir,
+            errors_of(load_checked(&main, Some(&missing), &no_env)),
+        );
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with("cannot read drop-in directory `DIR/nope`: "),
@@ -638,11 +677,33 @@ mod tests {
     }
 
     #[test]
+    fn main_file_conf_dir_is_used_and_empty_means_no_drop_ins() {
+        let dir = TempDir::new("mainconfdir");
+        dir.write("conf.d/a.toml", SOURCE);
+        dir.write("extra/b.toml", &SOURCE.replace("orders", "b"));
+        let main = dir.write("tributary.toml", "conf_dir = \"extra\"\n");
+        let config = load_checked(&main, None, &no_env).unwrap();
+        assert_eq!(config.conf_dir, Some(dir.0.join("extra")));
+        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["b"]);
+
+        let main = dir.write("tributary.toml", "conf_dir = \"\"\n");
+        let config = load_checked(&main, None, &no_env).unwrap();
+        assert_eq!(config.conf_dir, None);
+        assert!(config.sources.is_empty());
+
+        // The command line still wins.
+        let conf_d = dir.0.join("conf.d");
+        let config = load_checked(&main, Some(&conf_d), &no_env).unwrap();
+        assert_eq!(config.sources[0].name, "orders");
+    }
+
+    #[test]
     fn conf_dir_equal_to_main_dir_does_not_read_the_main_file_twice() {
         let dir = TempDir::new("samedir");
         let main = dir.write("tributary.toml", SOURCE);
         dir.write("more.toml", &SOURCE.replace("orders", "more"));
-        let config = load(&main, Some(&dir.0), &no_env).unwrap();
+        let config = load_checked(&main, Some(&dir.0), &no_env).unwrap();
         let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["orders", "more"]);
     }
@@ -671,7 +732,7 @@ mod tests {
             [
                 "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms",
                 "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms",
-                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: kafka, offsets, http, plugins, source",
+                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: conf_dir, kafka, offsets, http, plugins, source",
             ]
         );
     }
@@ -861,7 +922,7 @@ list = ["${{env:TOKEN}}"]
         let dir = TempDir::new("utf8");
         let main = dir.0.join("tributary.toml");
         std::fs::write(&main, b"[kafka]\nx = \"\xff\"\n").unwrap();
-        let errors = relative(&dir, errors_of(load(&main, None, &no_env)));
+        let errors = relative(&dir, errors_of(load_checked(&main, None, &no_env)));
         assert_eq!(
             errors,
             ["DIR/tributary.toml:2:6: the file is not valid UTF-8"]

@@ -40,6 +40,18 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tributary/tributary.toml";
 ///
 /// All problems in all files are returned together.
 pub fn load(main_file: &Path, conf_dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let (config, errors) = load_all(main_file, conf_dir);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Like [`load`], but returns the configuration as far as it could be read
+/// together with every problem, so callers can add their own checks (the
+/// plugins' option checks) and report everything at once.
+pub fn load_all(main_file: &Path, conf_dir: Option<&Path>) -> (Config, Vec<ConfigError>) {
     load::load(main_file, conf_dir, &|name| std::env::var_os(name))
 }
 
@@ -57,8 +69,9 @@ pub fn load_from_str(main_file: &Path, text: &str) -> Result<Config, ConfigError
 pub struct Config {
     /// The main file as given, for messages and for reloading the same file.
     pub main_file: PathBuf,
-    /// The drop-in directory actually used, so a reload watches the same one.
-    pub conf_dir: PathBuf,
+    /// The drop-in directory actually used, so a reload watches the same
+    /// one; `None` when the main file says `conf_dir = ""` (no drop-ins).
+    pub conf_dir: Option<PathBuf>,
     /// Main file, then drop-ins, in the order read; what a reload re-reads
     /// and what `tributary validate` reports having checked.
     pub files: Vec<PathBuf>,

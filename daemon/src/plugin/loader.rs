@@ -4,9 +4,7 @@ use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tributary_plugin_sdk::abi::{
-    self, ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, EntryFn, PluginDescriptor,
-};
+use tributary_plugin_sdk::abi::{self, ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, EntryFn};
 
 use super::PluginError;
 
@@ -153,12 +151,14 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
             host: (ABI_MAJOR, ABI_MINOR),
         });
     }
-    if (size as usize) < size_of::<PluginDescriptor>() {
+    // Every field this host reads exists in 1.0; fields appended by later
+    // minors are read only when `size` covers them.
+    if (size as usize) < abi::DESCRIPTOR_SIZE_V1_0 {
         return Err(PluginError::BadDescriptor {
             path: path.to_path_buf(),
             message: format!(
-                "descriptor is {size} bytes, ABI {ABI_MAJOR}.{ABI_MINOR} needs at least {}",
-                size_of::<PluginDescriptor>()
+                "descriptor is {size} bytes, ABI {ABI_MAJOR}.0 has {}",
+                abi::DESCRIPTOR_SIZE_V1_0
             ),
         });
     }

@@ -125,7 +125,7 @@ impl RowGenerator {
     }
 
     fn orders(&self, seqs: std::ops::Range<u64>, n: usize, columns: &mut Vec<ArrayRef>) {
-        // Capacities from the average shapes (12-byte order ids, ~2.2 items
+        // Capacities from the average shapes (12-byte order ids, ~2 items
         // of ~16-byte names per order) so a batch allocates each buffer once.
         let mut order_id = StringBuilder::with_capacity(n, n * 12);
         let mut customer_id = StringBuilder::with_capacity(n, n * 10);

@@ -32,6 +32,13 @@ pub const ABI_MINOR: u32 = 0;
 /// check and gets a precise error instead of "symbol not found".
 pub const ENTRY_SYMBOL: &str = "tributary_plugin_v1";
 
+/// `size_of::<PluginDescriptor>()` in ABI 1.0. A reader of any later 1.x
+/// accepts a descriptor at least this large and reads appended fields only
+/// when `struct_size` covers them.
+pub const DESCRIPTOR_SIZE_V1_0: usize = 96;
+/// `size_of::<CreateArgs>()` in ABI 1.0; see [`DESCRIPTOR_SIZE_V1_0`].
+pub const CREATE_ARGS_SIZE_V1_0: usize = 80;
+
 /// The type of [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
 
@@ -350,4 +357,17 @@ pub struct PluginDescriptor {
     pub last_error: LastErrorFn,
     /// See [`DestroyFn`].
     pub destroy: DestroyFn,
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// The 1.0 sizes are part of the ABI: if this fails, a field was inserted
+    /// or changed instead of appended with a minor version bump.
+    #[test]
+    fn struct_sizes_of_abi_1_0_are_fixed() {
+        assert_eq!(size_of::<PluginDescriptor>(), DESCRIPTOR_SIZE_V1_0);
+        assert_eq!(size_of::<CreateArgs>(), CREATE_ARGS_SIZE_V1_0);
+    }
 }

@@ -209,11 +209,13 @@ unsafe fn parse_args<'a>(args: *const CreateArgs) -> Result<ParsedArgs<'a>, Erro
     }
     // SAFETY: non-null and valid per the caller.
     let args = unsafe { &*args };
-    if (args.struct_size as usize) < size_of::<CreateArgs>() {
+    // An older host of the same major passes a shorter struct; only the 1.0
+    // fields are guaranteed, later ones must be checked against struct_size.
+    if (args.struct_size as usize) < abi::CREATE_ARGS_SIZE_V1_0 {
         return Err(Error(format!(
-            "host passed CreateArgs of {} bytes, this plugin needs {}",
+            "host passed CreateArgs of {} bytes, ABI 1.0 has {}",
             args.struct_size,
-            size_of::<CreateArgs>()
+            abi::CREATE_ARGS_SIZE_V1_0
         )));
     }
     let utf8 = |what: &str, s: abi::StrRef| {

@@ -8,7 +8,7 @@
 //!   point in `catch_unwind` so a panicking plugin fails its source, not the
 //!   daemon.
 //!
-//! ```ignore
+//! ```text
 //! tributary_plugin_sdk::export_plugin!(name: "datagen", sources: [Generator]);
 //! ```
 

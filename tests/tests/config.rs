@@ -1,0 +1,100 @@
+//! Configuration errors are precise (file, line, key), all reported at
+//! once, need no broker, and map to exit code 2.
+
+use std::time::Duration;
+
+use tributary_tests::*;
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = TempDir::new("config-errors");
+    // No broker runs anywhere in this test: validation must not need one.
+    let spec = ConfigSpec::new("127.0.0.1:1", dir.path())
+        .drop_in("10-good.toml", datagen_source("orders", "orders", 10, 0, 1))
+        .drop_in(
+            "20-bad.toml",
+            "[[source]]\n\
+             name = \"clicks\"\n\
+             type = \"datagen\"\n\
+             topic = \"clicks\"\n\
+             kind = \"clicks\"\n\
+             rate_per_sec = \"fast\"\n\
+             colour = \"blue\"\n",
+        )
+        .drop_in(
+            "30-worse.toml",
+            "[[source]]\nname = \"orders\"\ntype = \"datagen\"\ntopic = \"x\"\n",
+        );
+    let config = write_config(dir.path(), &spec);
+    let conf_d = dir.join("conf.d");
+    let bad = conf_d.join("20-bad.toml").display().to_string();
+    let worse = conf_d.join("30-worse.toml").display().to_string();
+
+    for command in ["validate", "run"] {
+        let out = run_cli(
+            &[command.as_ref(), "--config".as_ref(), config.as_os_str()],
+            Duration::from_secs(30),
+        );
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {text}");
+        // Every error, from both files, in one report.
+        for expected in [
+            format!("{bad}:6:1: `source[clicks].rate_per_sec`: expected an integer"),
+            format!("{bad}:7:1: `source[clicks].colour`: unknown option"),
+            format!("{worse}:2:8: `source[orders].name`: duplicate source name"),
+        ] {
+            assert!(
+                text.contains(&expected),
+                "{command}: missing `{expected}` in:\n{text}"
+            );
+        }
+        assert!(text.contains("3 errors"), "{command}: {text}");
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = target_dir()
+        .parent()
+        .and_then(|t| t.parent())
+        .expect("target/<profile> lives in the workspace")
+        .to_path_buf();
+    let quickstart = root.join("config/quickstart.toml");
+    let out = run_cli(
+        &[
+            "validate".as_ref(),
+            "--config".as_ref(),
+            quickstart.as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    // The annotated main file with the example drop-ins, plugins from this
+    // build instead of the installed location.
+    let dir = TempDir::new("shipped-config");
+    let main = std::fs::read_to_string(root.join("config/tributary.toml")).unwrap();
+    let plugins = format!("dirs = [{}]", toml_str(&target_dir().display().to_string()));
+    let main = main.replace("dirs = [\"/usr/lib/tributary/plugins\"]", &plugins);
+    let main_path = dir.join("tributary.toml");
+    std::fs::write(&main_path, main).unwrap();
+    let out = run_cli(
+        &[
+            "validate".as_ref(),
+            "--config".as_ref(),
+            main_path.as_os_str(),
+            "--conf-dir".as_ref(),
+            root.join("config/conf.d").as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+}
