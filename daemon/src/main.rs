@@ -170,7 +170,12 @@ fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let options = tributary::RunOptions { exit_when_finished };
-    runtime.block_on(tributary::run_with(config, options, shutdown))?;
+    let result = runtime.block_on(tributary::run_with(config, options, shutdown));
+    // Every source has drained and committed once `run_with` returns; a
+    // blocking metadata lookup still waiting on an unreachable broker must
+    // not hold the exit for its full timeout.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result?;
     Ok(())
 }
 

@@ -253,8 +253,8 @@ impl TansuBroker {
     /// Starts Tansu and waits until it answers a metadata request.
     ///
     /// # Panics
-    /// If Tansu is not installed, exits early, or does not answer within 30 s
-    /// (the panic message carries the tail of its log).
+    /// If Tansu is not installed, exits early (three times, each on a new
+    /// port), or does not answer within 30 s; the tail of its log is printed.
     pub fn start(dir: &Path) -> TansuBroker {
         let bin = tansu_bin().expect("Tansu binary (see brokers_under_test)");
         let log = dir.join("tansu.log");
@@ -264,8 +264,7 @@ impl TansuBroker {
         loop {
             attempts += 1;
             let port = free_port();
-            let metrics_port = free_port();
-            let mut cmd = tansu_command(&bin, port, metrics_port);
+            let mut cmd = tansu_command(&bin, port);
             let child = process::spawn_logged(&mut cmd, &log);
             let mut broker = TansuBroker {
                 child,
@@ -277,11 +276,12 @@ impl TansuBroker {
                 Err(e) if attempts < 3 && e.exited => {
                     eprintln!("tansu exited during startup ({}), retrying", e.reason);
                 }
+                // The handle's Drop, running during this panic, prints the
+                // tail of Tansu's log.
                 Err(e) => panic!(
-                    "tansu on port {port} not ready: {}\n--- {} ---\n{}",
+                    "tansu on port {port} not ready: {} (log: {})",
                     e.reason,
-                    log.display(),
-                    process::log_tail(&log, 40)
+                    log.display()
                 ),
             }
         }
@@ -359,9 +359,13 @@ struct NotReady {
     exited: bool,
 }
 
-/// The Tansu command line: broker on `port`, metrics on `metrics_port`, both
-/// on loopback, in-memory storage.
-fn tansu_command(bin: &Path, port: u16, metrics_port: u16) -> Command {
+/// The Tansu 0.6 command line: one listener on loopback, advertised as
+/// itself, in-memory storage (each test gets an empty broker and nothing
+/// touches disk). 0.6 opens no other port (no metrics listener).
+///
+/// Tansu also reads its settings from environment variables; those that
+/// could send it elsewhere are removed so the test environment cannot leak in.
+fn tansu_command(bin: &Path, port: u16) -> Command {
     let url = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(bin);
     cmd.arg("broker")
@@ -370,9 +374,14 @@ fn tansu_command(bin: &Path, port: u16, metrics_port: u16) -> Command {
         .arg("--advertised-listener-url")
         .arg(&url)
         .arg("--storage-engine")
-        .arg("memory://tansu/")
-        .arg("--prometheus-listener-url")
-        .arg(format!("tcp://127.0.0.1:{metrics_port}"));
+        .arg("memory://tansu/");
+    for var in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "SCHEMA_REGISTRY",
+        "CLUSTER_ID",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

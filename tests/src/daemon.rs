@@ -13,10 +13,15 @@ use crate::process;
 const LOG_LINES_ON_PANIC: usize = 40;
 
 /// Sets `RUST_LOG=info` unless the caller's environment chose a level, so the
-/// daemon's log says enough to debug a failure without drowning it.
-fn default_log_level(cmd: &mut Command) {
+/// daemon's log says enough to debug a failure without drowning it; and
+/// `NO_COLOR=1` unless set, so the log holds plain text that tests can search
+/// (`tracing-subscriber` otherwise writes ANSI colours even into a file).
+fn default_log_env(cmd: &mut Command) {
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
+    }
+    if std::env::var_os("NO_COLOR").is_none() {
+        cmd.env("NO_COLOR", "1");
     }
 }
 
@@ -33,14 +38,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon on `config`, appending stdout and stderr to `log`.
+    /// Starts `tributary run --config <config>`, appending stdout and stderr
+    /// to `log` (so restart rounds sharing one log keep every round).
     ///
     /// # Panics
     /// If the binary is missing (see [`daemon_bin`]) or cannot be spawned.
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_with_args(config, log, &[])
+    }
+
+    /// [`Daemon::start`] with extra `run` arguments, e.g.
+    /// `["--exit-when-finished"]` for finite inputs.
+    pub fn start_with_args(config: &Path, log: &Path, args: &[&str]) -> Daemon {
         let mut cmd = Command::new(daemon_bin());
-        cmd.arg("run").arg("--config").arg(config);
-        default_log_level(&mut cmd);
+        cmd.arg("run").arg("--config").arg(config).args(args);
+        default_log_env(&mut cmd);
         let child = process::spawn_logged(&mut cmd, log);
         Daemon {
             child,
@@ -118,7 +130,7 @@ pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> Outp
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    default_log_level(&mut cmd);
+    default_log_env(&mut cmd);
     process::set_parent_death_signal(&mut cmd);
     let mut child = cmd
         .spawn()

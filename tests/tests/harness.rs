@@ -1,9 +1,13 @@
 //! Tests of the harness itself: if the oracle miscounts, every other test's
 //! verdict is worthless.
 
+use std::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use tributary_tests::{Broker, TempDir, brokers_under_test, consume_seqs, produce_seqs};
+use tributary_tests::{
+    Broker, BrokerKind, TempDir, brokers_under_test, consume_seqs, produce_seqs,
+};
 
 /// Produces 0..1000 without 500 and with 7 twice, with a plain producer; the
 /// oracle must report exactly that gap and that duplicate.
@@ -44,4 +48,26 @@ fn oracle_counts_missing_and_duplicated_records() {
             "{kind}: all records in {partitions:?}"
         );
     }
+}
+
+/// A failing test must not leave a broker process behind: the Tansu handle
+/// stops the process by PID while the panic unwinds.
+#[test]
+fn tansu_is_stopped_when_a_test_panics() {
+    if !brokers_under_test().contains(&BrokerKind::Tansu) {
+        return;
+    }
+    let dir = TempDir::new("tansu-panic");
+    let mut bootstrap = String::new();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let broker = Broker::start(BrokerKind::Tansu, dir.path());
+        bootstrap = broker.bootstrap();
+        assert!(TcpStream::connect(&bootstrap).is_ok(), "tansu listens");
+        panic!("deliberate failure inside a test");
+    }));
+    assert!(result.is_err());
+    assert!(
+        TcpStream::connect(&bootstrap).is_err(),
+        "tansu still listens on {bootstrap} after the panic"
+    );
 }

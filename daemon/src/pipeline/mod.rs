@@ -1,6 +1,7 @@
 //! Sources, from plugin poll to committed offset, and their supervision.
 
 pub mod ack;
+mod delivery;
 mod source;
 mod status;
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
+pub use delivery::BatchAck;
 pub use source::{RunEnd, SourceContext, run_once};
 pub use status::{SourceState, SourceStatus};
 
@@ -80,7 +82,16 @@ pub async fn supervise(ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Cancella
     loop {
         status.set_state(SourceState::Starting);
         let started = Instant::now();
-        let result = match kafka.ensure_topic(&ctx.config.topic).await {
+        // A stop during start-up (broker unreachable) must not wait for
+        // metadata timeouts.
+        let topic = tokio::select! {
+            r = kafka.ensure_topic(&ctx.config.topic) => r,
+            () = shutdown.cancelled() => {
+                status.set_state(SourceState::Stopped);
+                return;
+            }
+        };
+        let result = match topic {
             Ok(()) => {
                 status.set_state(SourceState::Running);
                 tracing::info!(topic = %ctx.config.topic, "Source started.");

@@ -1,50 +1,48 @@
 //! One run of one source: a plugin thread that polls, serialises and sends,
-//! and an async task that tracks delivery and commits offsets.
+//! and an async task that commits what Kafka acknowledged.
 //!
 //! ```text
-//!  plugin thread                         tracker task (tokio)
-//!  ─────────────                         ────────────────────
-//!  poll() ─► serialise ─► send_result ─► InFlight{futures} ──► await in any order
-//!      ▲                                                       AckTracker: contiguous prefix
-//!      └──── committed(partition, checkpoint) ◄── commit ◄──── every commit_interval
+//!  plugin thread                               librdkafka thread
+//!  ─────────────                               ─────────────────
+//!  poll() ─► serialise ─► register batch ─► send records ─► delivery reports
+//!      ▲                   (AckTracker)                      │ last report of a batch:
+//!      │                                                     ▼ AckTracker::ack → state
+//!      └── committed(partition, checkpoint) ◄── commit task: write state every interval
 //! ```
 //!
-//! The plugin is only called from its thread. The tracker owns the
-//! checkpoints: a checkpoint is written only when every record up to it was
-//! acknowledged, and the plugin hears of it only after the write is durable.
+//! The plugin is only called from its thread. A checkpoint enters `state`
+//! only when every record of its batch and of all earlier batches of the
+//! same source partition was acknowledged; the plugin hears of it only once
+//! it is durably written.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::SourceError;
-use super::ack::{AckTracker, BatchId};
+use super::ack::AckTracker;
+use super::delivery::BatchAck;
 use super::status::SourceStatus;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
-use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome};
+use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
 use crate::producer::Producer;
 use crate::serialize::RecordSerializer;
 
 /// How long one `poll` may wait; also how quickly a stop is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// Batches between the plugin thread and the tracker. Small: the real
-/// bound on memory is the producer queue, this only smooths hand-over.
-const BATCH_CHANNEL: usize = 16;
 /// How long a stopped source's thread may take to return from the plugin
 /// before it is given up on (a plugin stuck in `poll`).
 const THREAD_STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait before retrying a send when the producer queue is full.
-const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 
 /// How a run ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,13 +81,35 @@ impl std::fmt::Debug for SourceContext {
     }
 }
 
-/// A batch handed to the producer, waiting for its delivery reports.
-struct InFlight {
-    partition: Vec<u8>,
-    checkpoint: Vec<u8>,
-    futures: Vec<DeliveryFuture>,
-    bytes: u64,
+/// Delivery state shared by the plugin thread, librdkafka's delivery
+/// callbacks and the commit task.
+#[derive(Debug, Default)]
+struct Shared {
+    acks: Mutex<AckState>,
+    /// The first delivery failure; the run ends with it.
+    failure: Mutex<Option<SourceError>>,
+    /// Wakes the commit task when a batch completes or fails.
+    wake: Notify,
 }
+
+#[derive(Debug, Default)]
+struct AckState {
+    tracker: AckTracker,
+    /// The committable checkpoint of every partition.
+    state: Checkpoints,
+    /// Partitions whose checkpoint moved since the last commit.
+    changed: BTreeSet<Vec<u8>>,
+    /// Batches registered and neither completed nor abandoned.
+    outstanding: usize,
+}
+
+/// Locks a mutex, recovering from poisoning: the guarded values are plain
+/// data that no panic can leave half-updated in a way that matters here.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+type Notices = std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>;
 
 /// Runs the source until it finishes, `stop` is cancelled, or it fails.
 pub async fn run_once(
@@ -107,36 +127,38 @@ pub async fn run_once(
             "Resuming from committed checkpoints."
         );
     }
+    let shared = Arc::new(Shared::default());
+    lock(&shared.acks).state = loaded.clone();
 
-    let (batch_tx, batch_rx) = mpsc::channel::<InFlight>(BATCH_CHANNEL);
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<(Vec<u8>, Vec<u8>)>();
+    let (notice_tx, notice_rx) = std::sync::mpsc::channel();
+    let (loop_tx, loop_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
-    // Stops the thread on shutdown, and also when the tracker fails.
+    // Stops the thread on shutdown, and also when a delivery fails.
     let thread_stop = stop.child_token();
-
     let thread = SourceThread {
         plugin: ctx.plugin.clone(),
         config: ctx.config.clone(),
-        checkpoints: loaded.iter().map(|(p, c)| (p.clone(), c.clone())).collect(),
+        checkpoints: loaded.into_iter().collect(),
         producer: ctx.producer.clone(),
         status: ctx.status.clone(),
+        shared: shared.clone(),
         stop: thread_stop.clone(),
         span: tracing::Span::current(),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
         .spawn(move || {
-            let result = thread.run(batch_tx, commit_rx);
+            let result = thread.run(loop_tx, notice_rx);
             let _ = done_tx.send(result);
         })
         .map_err(|e| SourceError::Internal(format!("cannot start the source thread: {e}")))?;
 
-    let tracked = track(ctx, loaded, batch_rx, commit_tx, stop).await;
-    if tracked.is_err() {
+    let outcome = track(ctx, &shared, loop_rx, notice_tx, stop).await;
+    if outcome.is_err() {
         thread_stop.cancel();
     }
-    // The thread ends once it sees the stop, a closed channel, or the end of
-    // its data, and after it has passed on the final commit notifications.
+    // The thread ends once it sees the stop or the end of its data, and
+    // after passing on the final commit notifications.
     let thread_result = tokio::select! {
         r = done_rx => r.unwrap_or_else(|_| Err(SourceError::Internal("the source thread vanished".into()))),
         () = async {
@@ -145,10 +167,9 @@ pub async fn run_once(
         } => Err(SourceError::Hung { grace: THREAD_STOP_GRACE }),
     };
     ctx.status.in_flight.store(0, Ordering::Relaxed);
-    match (tracked, thread_result) {
-        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(end)) => Ok(end),
-    }
+    let end = outcome?;
+    thread_result?;
+    Ok(end)
 }
 
 struct SourceThread {
@@ -157,170 +178,192 @@ struct SourceThread {
     checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
     producer: Producer,
     status: Arc<SourceStatus>,
+    shared: Arc<Shared>,
     stop: CancellationToken,
     span: tracing::Span,
 }
 
 impl SourceThread {
+    /// Creates the instance and runs it: poll, serialise, send. Reports how
+    /// the loop ended on `loop_tx` once every polled batch is registered,
+    /// then relays commit notices until the commit task closes the channel,
+    /// and destroys the instance.
+    ///
+    /// Polling and sending share one thread on purpose: measured on two
+    /// cores, a separate sender thread cost more in contention with
+    /// librdkafka's threads than it gained in overlap.
     fn run(
         self,
-        batch_tx: mpsc::Sender<InFlight>,
-        commits: std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<RunEnd, SourceError> {
+        loop_tx: oneshot::Sender<Result<RunEnd, SourceError>>,
+        notices: Notices,
+    ) -> Result<(), SourceError> {
         let _span = self.span.clone().entered();
         let config_json = serde_json::Value::Object(self.config.options.clone()).to_string();
-        let mut instance = PluginInstance::create(
+        let mut instance = match PluginInstance::create(
             self.plugin.clone(),
             &self.config.source_type,
             &self.config.name,
             &config_json,
             &self.checkpoints,
-        )?;
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = loop_tx.send(Err(e.into()));
+                return Ok(());
+            }
+        };
         let serializer = RecordSerializer::new(self.config.format, self.config.key.clone());
-        let produced = self.produce_loop(&mut instance, &serializer, &batch_tx, &commits);
-        // Closing the batch channel lets the tracker drain and make its final
-        // commit; its notifications still reach the plugin below.
-        drop(batch_tx);
-        let mut notify_result: Result<(), SourceError> = Ok(());
-        while let Ok((partition, checkpoint)) = commits.recv() {
+        let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
+        let mut result = Ok(());
+        while let Ok((partition, checkpoint)) = notices.recv() {
             if let Err(e) = instance.committed(&partition, &checkpoint) {
-                notify_result = Err(e.into());
+                result = Err(e.into());
             }
         }
-        let end = produced?;
-        notify_result?;
-        Ok(end)
+        result
     }
 
-    fn produce_loop(
+    /// Polls and sends until the source finishes, a stop, or an error.
+    fn produce(
         &self,
         instance: &mut PluginInstance,
         serializer: &RecordSerializer,
-        batch_tx: &mpsc::Sender<InFlight>,
-        commits: &std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>,
+        notices: &Notices,
     ) -> Result<RunEnd, SourceError> {
         loop {
-            while let Ok((partition, checkpoint)) = commits.try_recv() {
+            while let Ok((partition, checkpoint)) = notices.try_recv() {
                 instance.committed(&partition, &checkpoint)?;
             }
             if self.stop.is_cancelled() {
                 return Ok(RunEnd::Stopped);
             }
-            let batch = match instance.poll(POLL_TIMEOUT)? {
-                PollOutcome::Idle => continue,
+            match instance.poll(POLL_TIMEOUT)? {
+                PollOutcome::Idle => {}
                 PollOutcome::Finished => return Ok(RunEnd::Finished),
-                PollOutcome::Batch(b) => b,
-            };
-            let rows = batch.records.num_rows() as u64;
-            self.status
-                .records_polled
-                .fetch_add(rows, Ordering::Relaxed);
-            self.status.batches.fetch_add(1, Ordering::Relaxed);
-            if let Some(lag) = batch.lag {
-                self.status
-                    .lag
-                    .store(i64::try_from(lag).unwrap_or(i64::MAX), Ordering::Relaxed);
-            }
-            let serialized = serializer.serialize(&batch.records)?;
-            let mut futures = Vec::with_capacity(serialized.len());
-            for i in 0..serialized.len() {
-                let mut record = FutureRecord::to(&self.config.topic).payload(serialized.value(i));
-                if let Some(key) = serialized.key(i) {
-                    record = record.key(key);
+                PollOutcome::Batch(batch) => {
+                    if !self.send_batch(batch, serializer)? {
+                        return Ok(RunEnd::Stopped);
+                    }
                 }
-                match self.send(record)? {
-                    Some(f) => futures.push(f),
-                    // Stopped while the queue was full: this batch is
-                    // abandoned. Its checkpoint is never committed, so its
-                    // rows are read again after restart.
-                    None => return Ok(RunEnd::Stopped),
-                }
-            }
-            self.status
-                .in_flight
-                .fetch_add(futures.len() as i64, Ordering::Relaxed);
-            let in_flight = InFlight {
-                partition: batch.partition,
-                checkpoint: batch.checkpoint,
-                futures,
-                bytes: serialized.values.len() as u64,
-            };
-            if batch_tx.blocking_send(in_flight).is_err() {
-                // The tracker stopped (it failed); it reports why.
-                return Ok(RunEnd::Stopped);
             }
         }
     }
 
-    /// Hands one record to the producer, waiting while its queue is full
-    /// (backpressure). Returns `None` if stopped while waiting.
-    fn send(
+    /// Registers a batch and hands its records to the producer. Returns
+    /// `false` when stopped while the producer queue was full; the batch is
+    /// then abandoned: it never completes, so its checkpoint is never
+    /// committed and its rows are read again after restart.
+    fn send_batch(
         &self,
-        mut record: FutureRecord<'_, [u8], [u8]>,
-    ) -> Result<Option<DeliveryFuture>, SourceError> {
-        loop {
-            match self.producer.send_result(record) {
-                Ok(f) => return Ok(Some(f)),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    if self.stop.is_cancelled() {
-                        return Ok(None);
+        batch: Polled,
+        serializer: &RecordSerializer,
+    ) -> Result<bool, SourceError> {
+        let rows = batch.records.num_rows();
+        self.status
+            .records_polled
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        self.status.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(lag) = batch.lag {
+            self.status
+                .lag
+                .store(i64::try_from(lag).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+        let serialized = serializer.serialize(&batch.records)?;
+        let bytes = serialized.values.len() as u64;
+        let id = {
+            let mut acks = lock(&self.shared.acks);
+            acks.outstanding += 1;
+            acks.tracker.register(&batch.partition, batch.checkpoint)
+        };
+        let ack = Arc::new(BatchAck::new(rows, self.completion(id, rows as u64, bytes)));
+        self.status
+            .in_flight
+            .fetch_add(rows as i64, Ordering::Relaxed);
+        for i in 0..serialized.len() {
+            let mut record = BaseRecord::with_opaque_to(&self.config.topic, ack.clone())
+                .payload(serialized.value(i));
+            if let Some(key) = serialized.key(i) {
+                record = record.key(key);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        if self.stop.is_cancelled() {
+                            self.abandon(rows);
+                            return Ok(false);
+                        }
+                        record = r;
+                        std::thread::sleep(QUEUE_FULL_WAIT);
                     }
-                    record = r;
-                    std::thread::sleep(QUEUE_FULL_WAIT);
+                    Err((e, _)) => {
+                        self.abandon(rows);
+                        return Err(SourceError::Produce {
+                            topic: self.config.topic.clone(),
+                            source: e,
+                        });
+                    }
                 }
-                Err((e, _)) => {
-                    return Err(SourceError::Produce {
-                        topic: self.config.topic.clone(),
+            }
+        }
+        ack.sent_all();
+        Ok(true)
+    }
+
+    fn abandon(&self, rows: usize) {
+        lock(&self.shared.acks).outstanding -= 1;
+        self.status
+            .in_flight
+            .fetch_sub(rows as i64, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+    }
+
+    /// What runs on librdkafka's thread when the batch's last report arrives.
+    fn completion(
+        &self,
+        id: super::ack::BatchId,
+        rows: u64,
+        bytes: u64,
+    ) -> super::delivery::Completion {
+        let shared = self.shared.clone();
+        let status = self.status.clone();
+        let topic = self.config.topic.clone();
+        Box::new(move |error| {
+            status.in_flight.fetch_sub(rows as i64, Ordering::Relaxed);
+            match error {
+                None => {
+                    status.records_produced.fetch_add(rows, Ordering::Relaxed);
+                    status.bytes_produced.fetch_add(bytes, Ordering::Relaxed);
+                    let mut acks = lock(&shared.acks);
+                    acks.outstanding -= 1;
+                    if let Some((partition, checkpoint)) = acks.tracker.ack(id) {
+                        acks.state.insert(partition.clone(), checkpoint);
+                        acks.changed.insert(partition);
+                    }
+                }
+                Some(e) => {
+                    lock(&shared.acks).outstanding -= 1;
+                    lock(&shared.failure).get_or_insert(SourceError::Delivery {
+                        topic: topic.clone(),
                         source: e,
                     });
                 }
             }
-        }
+            shared.wake.notify_one();
+        })
     }
 }
 
-/// Waits for every delivery report of a batch, in order.
-async fn delivered(
-    id: BatchId,
-    futures: Vec<DeliveryFuture>,
-    topic: &str,
-) -> (BatchId, u64, Result<(), SourceError>) {
-    let n = futures.len() as u64;
-    for f in futures {
-        match f.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                let err = SourceError::Delivery {
-                    topic: topic.to_owned(),
-                    source: e,
-                };
-                return (id, n, Err(err));
-            }
-            Err(_) => {
-                let err = SourceError::Internal("the producer dropped a delivery report".into());
-                return (id, n, Err(err));
-            }
-        }
-    }
-    (id, n, Ok(()))
-}
-
-/// Tracks deliveries and commits checkpoints until the thread closes the
-/// batch channel and everything in flight is settled, or the drain timeout
-/// passes after `stop`.
+/// Commits delivered checkpoints every interval until the plugin loop has
+/// ended and every registered batch is settled, a delivery fails, or the
+/// drain timeout passes after `stop`. Ends with a final commit.
 async fn track(
     ctx: &SourceContext,
-    mut state: Checkpoints,
-    mut batch_rx: mpsc::Receiver<InFlight>,
-    commit_tx: std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    shared: &Shared,
+    mut loop_rx: oneshot::Receiver<Result<RunEnd, SourceError>>,
+    notice_tx: std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
     stop: &CancellationToken,
-) -> Result<(), SourceError> {
-    let topic = ctx.config.topic.as_str();
-    let mut acks = AckTracker::new();
-    let mut pending = FuturesUnordered::new();
-    let mut bytes_of = std::collections::HashMap::new();
-    let mut changed = BTreeSet::new();
-    let mut open = true;
+) -> Result<RunEnd, SourceError> {
     let mut ticker = tokio::time::interval(ctx.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain_deadline = async {
@@ -328,80 +371,70 @@ async fn track(
         tokio::time::sleep(ctx.drain_timeout).await;
     };
     tokio::pin!(drain_deadline);
-    let mut failure = None;
-
-    while open || !pending.is_empty() {
+    let mut loop_end: Option<RunEnd> = None;
+    let outcome = loop {
+        if let Some(e) = lock(&shared.failure).take() {
+            break Err(e);
+        }
+        if let Some(end) = loop_end
+            && lock(&shared.acks).outstanding == 0
+        {
+            break Ok(end);
+        }
         tokio::select! {
-            batch = batch_rx.recv(), if open => match batch {
-                Some(b) => {
-                    let id = acks.register(&b.partition, b.checkpoint);
-                    bytes_of.insert(id, b.bytes);
-                    pending.push(delivered(id, b.futures, topic));
-                }
-                None => open = false,
+            r = &mut loop_rx, if loop_end.is_none() => match r {
+                Ok(Ok(end)) => loop_end = Some(end),
+                Ok(Err(e)) => break Err(e),
+                Err(_) => break Err(SourceError::Internal("the source thread vanished".into())),
             },
-            Some((id, n, result)) = pending.next(), if !pending.is_empty() => {
-                ctx.status.in_flight.fetch_sub(n as i64, Ordering::Relaxed);
-                let bytes = bytes_of.remove(&id).unwrap_or(0);
-                match result {
-                    Ok(()) => {
-                        ctx.status.records_produced.fetch_add(n, Ordering::Relaxed);
-                        ctx.status.bytes_produced.fetch_add(bytes, Ordering::Relaxed);
-                        if let Some((partition, checkpoint)) = acks.ack(id) {
-                            state.insert(partition.clone(), checkpoint);
-                            changed.insert(partition);
-                        }
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            },
-            _ = ticker.tick() => {
-                commit(ctx, &state, &mut changed, &commit_tx).await;
-            },
+            () = shared.wake.notified() => {}
+            _ = ticker.tick() => commit(ctx, shared, &notice_tx).await,
             () = &mut drain_deadline => {
                 tracing::warn!(
-                    batches = acks.in_flight(),
+                    batches = lock(&shared.acks).outstanding,
                     "Drain timeout reached; undelivered records will be sent again after restart."
                 );
-                break;
+                break Ok(RunEnd::Stopped);
             }
         }
-    }
+    };
     // Whatever happened, the acknowledged prefix is safe to keep.
-    commit(ctx, &state, &mut changed, &commit_tx).await;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    commit(ctx, shared, &notice_tx).await;
+    outcome
 }
 
-/// Writes the checkpoints if any changed, then tells the plugin. A failed
-/// write (full or read-only disk) keeps the changes for the next attempt.
+/// Writes the checkpoints if any moved, then tells the plugin. A failed
+/// write (full or read-only disk) keeps them pending for the next attempt.
 async fn commit(
     ctx: &SourceContext,
-    state: &Checkpoints,
-    changed: &mut BTreeSet<Vec<u8>>,
-    commit_tx: &std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    shared: &Shared,
+    notice_tx: &std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
 ) {
-    if changed.is_empty() {
-        return;
-    }
+    let (snapshot, changed) = {
+        let acks = lock(&shared.acks);
+        if acks.changed.is_empty() {
+            return;
+        }
+        (acks.state.clone(), acks.changed.clone())
+    };
     let store = ctx.store.clone();
     let name = ctx.config.name.clone();
-    let snapshot = state.clone();
-    let result = tokio::task::spawn_blocking(move || store.commit(&name, &snapshot)).await;
+    let to_write = snapshot.clone();
+    let result = tokio::task::spawn_blocking(move || store.commit(&name, &to_write)).await;
     match result {
         Ok(Ok(())) => {
             ctx.status.committed();
-            for partition in std::mem::take(changed) {
-                if let Some(checkpoint) = state.get(&partition) {
-                    // The thread may already be gone (it failed); the
-                    // checkpoint is durable either way.
-                    let _ = commit_tx.send((partition, checkpoint.clone()));
+            let mut acks = lock(&shared.acks);
+            for partition in changed {
+                let Some(checkpoint) = snapshot.get(&partition) else {
+                    continue;
+                };
+                if acks.state.get(&partition) == Some(checkpoint) {
+                    acks.changed.remove(&partition);
                 }
+                // The thread may already be gone (it failed); the
+                // checkpoint is durable either way.
+                let _ = notice_tx.send((partition, checkpoint.clone()));
             }
         }
         Ok(Err(e)) => {

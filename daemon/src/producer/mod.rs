@@ -5,17 +5,22 @@ mod embedded;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;
+use crate::pipeline::BatchAck;
 
 /// Errors of the Kafka side.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +74,58 @@ impl ClientContext for KafkaContext {
     }
 }
 
-/// The producer type every source sends through.
-pub type Producer = FutureProducer<KafkaContext>;
+impl ProducerContext for KafkaContext {
+    type DeliveryOpaque = Arc<BatchAck>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchAck>) {
+        batch.record_done(result.as_ref().map(|_| ()).map_err(|(e, _)| e));
+    }
+}
+
+/// The producer every source sends through: librdkafka's queue, each record
+/// tagged with its batch; [`Kafka`] runs the thread that serves delivery
+/// reports.
+pub type Producer = Arc<BaseProducer<KafkaContext>>;
+
+/// Serves delivery reports until stopped. Unlike rdkafka's
+/// `ThreadedProducer`, it is woken at once on shutdown (`rd_kafka_yield`)
+/// instead of finishing a 100 ms poll.
+#[derive(Debug)]
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Poller {
+    fn start(producer: Producer) -> Result<Self, ProducerError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kafka-delivery".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    producer.poll(Duration::from_millis(100));
+                }
+            })
+            .map_err(|e| {
+                ProducerError::Embedded(format!("cannot start the delivery thread: {e}"))
+            })?;
+        Ok(Poller {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(&mut self, producer: &Producer) {
+        self.stop.store(true, Ordering::Release);
+        // SAFETY: the handle is valid while `producer` lives; yield only
+        // makes a blocked poll return early.
+        unsafe { rdkafka::bindings::rd_kafka_yield(producer.client().native_ptr()) };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Settings the daemon relies on; users cannot override them (the config
 /// refuses these keys).
@@ -96,7 +151,9 @@ const DEFAULTS: &[(&str, &str)] = &[
 /// A connection to Kafka: the producer and, in embedded mode, the broker.
 pub struct Kafka {
     producer: Producer,
-    admin: AdminClient<DefaultClientContext>,
+    poller: Poller,
+    /// For the admin client, created only when a topic must be created.
+    admin_config: ClientConfig,
     bootstrap: String,
     // Dropped after the producer (field order), so the producer can flush.
     embedded: Option<EmbeddedBroker>,
@@ -142,9 +199,20 @@ impl Kafka {
             client.set(*k, *v);
         }
         client.set("bootstrap.servers", &bootstrap);
-        let producer: Producer = client
-            .create_with_context(KafkaContext)
-            .map_err(ProducerError::Client)?;
+        let producer: Producer = Arc::new(
+            client
+                .create_with_context(KafkaContext)
+                .map_err(ProducerError::Client)?,
+        );
+        let poller = Poller::start(producer.clone())?;
+        // Bring up the producer's broker connection now: the idempotent
+        // producer asks for its producer id as soon as it exists, and if no
+        // broker connection is up at that moment librdkafka retries only
+        // after 500 ms. A failure here is not fatal (the broker may come
+        // later); sources wait for it anyway.
+        let _ = producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(1));
         let mut admin_config = ClientConfig::new();
         admin_config.set("bootstrap.servers", &bootstrap);
         for (k, v) in &config.options {
@@ -152,10 +220,10 @@ impl Kafka {
             // producer-only keys are harmless there (librdkafka ignores them).
             admin_config.set(k, v);
         }
-        let admin = admin_config.create().map_err(ProducerError::Client)?;
         Ok(Kafka {
             producer,
-            admin,
+            poller,
+            admin_config,
             bootstrap,
             embedded,
             topic_partitions: config.topic_partitions,
@@ -190,12 +258,16 @@ impl Kafka {
             TopicReplication::Fixed(self.topic_replication_factor),
         );
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| {
-            ProducerError::CreateTopic {
-                topic: topic.to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.admin_config.create().map_err(ProducerError::Client)?;
+        let results =
+            admin
+                .create_topics([&new], &opts)
+                .await
+                .map_err(|e| ProducerError::CreateTopic {
+                    topic: topic.to_owned(),
+                    message: e.to_string(),
+                })?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -245,5 +317,11 @@ impl Kafka {
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "Some records were not delivered before shutdown; their offsets were not committed.");
         }
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.poller.stop(&self.producer);
     }
 }

@@ -7,9 +7,13 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch, StructArray};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, GenericStringArray, OffsetSizeTrait, RecordBatch, StructArray};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_json::writer::{EncoderOptions, make_encoder};
+use arrow_schema::DataType;
 use arrow_schema::{ArrowError, Field};
 
 use crate::config::Format;
@@ -75,6 +79,9 @@ pub struct RecordSerializer {
     format: Format,
     key_column: Option<String>,
     options: EncoderOptions,
+    /// Bytes per row of the previous batch, to size the next buffer once
+    /// instead of growing (and copying) it several times.
+    bytes_per_row: AtomicUsize,
 }
 
 impl RecordSerializer {
@@ -86,18 +93,25 @@ impl RecordSerializer {
             // Explicit nulls keep every record's shape the same, which is
             // what JSON-schema consumers downstream expect.
             options: EncoderOptions::default().with_explicit_nulls(true),
+            bytes_per_row: AtomicUsize::new(128),
         }
     }
 
     /// Serialises every row of `batch`.
     pub fn serialize(&self, batch: &RecordBatch) -> Result<Serialized, SerializeError> {
+        let rows = batch.num_rows();
+        let per_row = self.bytes_per_row.load(Ordering::Relaxed);
         let mut out = Serialized {
-            values: Vec::with_capacity(batch.num_rows() * 128),
-            value_ranges: Vec::with_capacity(batch.num_rows()),
+            values: Vec::with_capacity(rows * (per_row + per_row / 8)),
+            value_ranges: Vec::with_capacity(rows),
             ..Serialized::default()
         };
         match self.format {
             Format::Json => self.json_values(batch, &mut out)?,
+        }
+        if rows > 0 {
+            self.bytes_per_row
+                .store(out.values.len() / rows, Ordering::Relaxed);
         }
         self.keys(batch, &mut out)?;
         Ok(out)
@@ -135,9 +149,15 @@ impl RecordSerializer {
                     .join(", "),
             });
         };
+        out.key_ranges.reserve(batch.num_rows());
+        // Text keys (the common case: ids) are copied as they are.
+        match array.data_type() {
+            DataType::Utf8 => return Ok(copy_string_keys(array.as_string::<i32>(), out)),
+            DataType::LargeUtf8 => return Ok(copy_string_keys(array.as_string::<i64>(), out)),
+            _ => {}
+        }
         let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
         out.keys.reserve(batch.num_rows() * 16);
-        out.key_ranges.reserve(batch.num_rows());
         for row in 0..batch.num_rows() {
             if array.is_null(row) {
                 out.key_ranges.push(None);
@@ -150,6 +170,17 @@ impl RecordSerializer {
             out.key_ranges.push(Some(start..out.keys.len()));
         }
         Ok(())
+    }
+}
+
+fn copy_string_keys<O: OffsetSizeTrait>(strings: &GenericStringArray<O>, out: &mut Serialized) {
+    out.keys.reserve(strings.values().len());
+    for row in 0..strings.len() {
+        out.key_ranges.push(strings.is_valid(row).then(|| {
+            let start = out.keys.len();
+            out.keys.extend_from_slice(strings.value(row).as_bytes());
+            start..out.keys.len()
+        }));
     }
 }
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Throughput of the whole pipeline: N datagen order rows -> JSON -> broker
+# process on loopback, side by side with peers sending the same rows as
+# pre-serialised JSON lines with the same producer settings (idempotent,
+# acks=all, linger 5 ms, 10k-record batches):
+#   A. librdkafka mock cluster in its own process: tributary vs `kcat -P -l`
+#      (the ceiling: C, no serialisation).
+#   B. Tansu: tributary vs a confluent-kafka (Python) producer loop
+#      (Debian's kcat cannot negotiate API versions with Tansu).
+# Prints rows/s, CPU seconds and peak RSS of each, and the ratios.
+#
+#   benches/pipeline.sh            # N=1000000
+#   N=200000 benches/pipeline.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${N:-1000000}"
+PARTITIONS="${PARTITIONS:-8}"
+TANSU_BIN="${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}"
+work="$(mktemp -d /tmp/tributary-bench.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --workspace -q
+bin=target/release
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# measure NAME CMD...: runs CMD under GNU time, appends "name wall user sys rss_kb".
+measure() {
+    local name="$1"; shift
+    /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" || {
+        echo "$name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
+    echo "$name $(cat "$work/$name.time")" >> "$work/results"
+}
+
+write_config() { # bootstrap topic file (fresh offsets per config file)
+    cat > "$3" <<TOML
+conf_dir = ""
+[kafka]
+bootstrap_servers = "$1"
+topic_partitions = $PARTITIONS
+[offsets]
+dir = "$3.offsets"
+[http]
+listen = "off"
+[[source]]
+name = "bench"
+type = "datagen"
+topic = "$2"
+key = "customer_id"
+kind = "orders"
+rate_per_sec = 0
+batch_size = 10000
+count = $N
+seed = 1
+TOML
+}
+
+echo "== B. Tansu (broker process, memory storage)"
+port="$(free_port)"
+"$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ > "$work/tansu.log" 2>&1 &
+pids+=($!)
+tansu="127.0.0.1:$port"
+for _ in $(seq 100); do python3 benches/kafka_tool.py create "$tansu" probe 1 2>/dev/null && break; sleep 0.2; done
+write_config "$tansu" tributary "$work/tansu.toml"
+measure tansu_tributary "$bin/tributary" run --config "$work/tansu.toml" --exit-when-finished
+read -r total distinct missing < <(python3 benches/kafka_tool.py dump "$tansu" tributary "$N" "$work/lines.json")
+echo "   tributary -> Tansu: consumed $total records, $distinct distinct, $missing missing"
+[ "$missing" = 0 ] || { echo "records missing on Tansu" >&2; exit 1; }
+python3 benches/kafka_tool.py create "$tansu" python "$PARTITIONS"
+measure tansu_confluent_kafka python3 benches/kafka_tool.py produce "$tansu" python "$work/lines.json"
+read -r total _ _ < <(python3 benches/kafka_tool.py dump "$tansu" python "$N" /dev/null)
+echo "   confluent-kafka -> Tansu: consumed $total records"
+[ "$total" = "$N" ] || { echo "confluent-kafka: expected $N records" >&2; exit 1; }
+
+echo "== A. librdkafka mock cluster (broker process)"
+"$bin/mock-broker" "tributary:$PARTITIONS" "kcat:$PARTITIONS" > "$work/mock.addr" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/mock.addr" ] && break; sleep 0.1; done
+mock="$(head -1 "$work/mock.addr")"
+write_config "$mock" tributary "$work/mock.toml"
+measure mock_tributary "$bin/tributary" run --config "$work/mock.toml" --exit-when-finished
+measure mock_kcat kcat -P -b "$mock" -t kcat -l \
+    -X enable.idempotence=true -X acks=all -X linger.ms=5 -X batch.num.messages=10000 \
+    -X queue.buffering.max.messages=100000 "$work/lines.json"
+for topic in tributary kcat; do
+    high="$(python3 benches/kafka_tool.py watermarks "$mock" "$topic")"
+    echo "   $topic -> mock: high watermarks sum to $high"
+    [ "$high" = "$N" ] || { echo "$topic: expected $N records on the mock broker" >&2; exit 1; }
+done
+
+echo
+python3 - "$work/results" "$N" "$(wc -c < "$work/lines.json")" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, wall, user, sys_, rss = line.split()
+    rows[name] = (float(wall), float(user) + float(sys_), int(rss) / 1024)
+n, size = int(sys.argv[2]), int(sys.argv[3])
+print(f"{n} order rows, {size / n:.0f} bytes/row as JSON")
+print(f"{'run':<24}{'rows/s':>12}{'MB/s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
+for name, (wall, cpu, rss) in rows.items():
+    print(f"{name:<24}{n / wall:>12,.0f}{size / wall / 1e6:>8.1f}{cpu:>8.2f}{rss:>13.1f}")
+def ratio(a, b):
+    return rows[b][0] / rows[a][0]
+print(f"\nmock broker: tributary / kcat throughput = {ratio('mock_tributary', 'mock_kcat'):.2f}x (target >= 0.6x)")
+print(f"Tansu: tributary / confluent-kafka throughput = {ratio('tansu_tributary', 'tansu_confluent_kafka'):.2f}x")
+PY
