@@ -109,9 +109,8 @@ impl RecordSerializer {
         match self.format {
             Format::Json => self.json_values(batch, &mut out)?,
         }
-        if rows > 0 {
-            self.bytes_per_row
-                .store(out.values.len() / rows, Ordering::Relaxed);
+        if let Some(per_row) = out.values.len().checked_div(rows) {
+            self.bytes_per_row.store(per_row, Ordering::Relaxed);
         }
         self.keys(batch, &mut out)?;
         Ok(out)
@@ -152,8 +151,14 @@ impl RecordSerializer {
         out.key_ranges.reserve(batch.num_rows());
         // Text keys (the common case: ids) are copied as they are.
         match array.data_type() {
-            DataType::Utf8 => return Ok(copy_string_keys(array.as_string::<i32>(), out)),
-            DataType::LargeUtf8 => return Ok(copy_string_keys(array.as_string::<i64>(), out)),
+            DataType::Utf8 => {
+                copy_string_keys(array.as_string::<i32>(), out);
+                return Ok(());
+            }
+            DataType::LargeUtf8 => {
+                copy_string_keys(array.as_string::<i64>(), out);
+                return Ok(());
+            }
             _ => {}
         }
         let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
