@@ -21,7 +21,7 @@ def create(bootstrap, topic, partitions):
 
 
 def dump(bootstrap, topic, expected, out_path):
-    """Reads the whole topic; writes each value as a line; checks seq."""
+    """Reads the whole topic; writes "key<TAB>value" lines; checks seq."""
     expected = int(expected)
     c = Consumer({
         "bootstrap.servers": bootstrap,
@@ -42,7 +42,7 @@ def dump(bootstrap, topic, expected, out_path):
                 if m.error():
                     continue
                 v = m.value()
-                out.write(v + b"\n")
+                out.write((m.key() or b"") + b"\t" + v + b"\n")
                 seen.add(json.loads(v)["seq"])
                 total += 1
     c.close()
@@ -51,7 +51,8 @@ def dump(bootstrap, topic, expected, out_path):
 
 
 def produce(bootstrap, topic, path):
-    """The ceiling for a script: pre-serialised values, same settings."""
+    """The ceiling for a script: pre-serialised "key<TAB>value" lines,
+    same producer settings as the daemon."""
     p = Producer({
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
@@ -65,7 +66,8 @@ def produce(bootstrap, topic, path):
         for line in f:
             while True:
                 try:
-                    p.produce(topic, line.rstrip(b"\n"))
+                    key, value = line.rstrip(b"\n").split(b"\t", 1)
+                    p.produce(topic, value, key)
                     break
                 except BufferError:
                     p.poll(0.01)

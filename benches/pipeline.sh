@@ -4,7 +4,8 @@
 # pre-serialised JSON lines with the same producer settings (idempotent,
 # acks=all, linger 5 ms, 10k-record batches):
 #   A. librdkafka mock cluster in its own process: tributary vs `kcat -P -l`
-#      (the ceiling: C, no serialisation).
+#      (the ceiling: C, no serialisation), with the same keys (customer_id,
+#      `kcat -K`) and without keys (sticky partitioning, larger batches).
 #   B. Tansu: tributary vs a confluent-kafka (Python) producer loop
 #      (Debian's kcat cannot negotiate API versions with Tansu).
 # Prints rows/s, CPU seconds and peak RSS of each, and the ratios.
@@ -38,7 +39,9 @@ measure() {
     echo "$name $(cat "$work/$name.time")" >> "$work/results"
 }
 
-write_config() { # bootstrap topic file (fresh offsets per config file)
+write_config() { # bootstrap topic file [key line] (fresh offsets per config file)
+    local key_line='key = "customer_id"'
+    [ $# -ge 4 ] && key_line="$4"
     cat > "$3" <<TOML
 conf_dir = ""
 [kafka]
@@ -52,7 +55,7 @@ listen = "off"
 name = "bench"
 type = "datagen"
 topic = "$2"
-key = "customer_id"
+$key_line
 kind = "orders"
 rate_per_sec = 0
 batch_size = 10000
@@ -80,35 +83,54 @@ echo "   confluent-kafka -> Tansu: consumed $total records"
 [ "$total" = "$N" ] || { echo "confluent-kafka: expected $N records" >&2; exit 1; }
 
 echo "== A. librdkafka mock cluster (broker process)"
-"$bin/mock-broker" "tributary:$PARTITIONS" "kcat:$PARTITIONS" > "$work/mock.addr" &
+# Every run gets its own topic; the first run on a fresh broker is slower
+# (warm-up), so one untimed run comes first and each measurement is the
+# median of REPEAT runs taken in turn.
+REPEAT="${REPEAT:-3}"
+topics=(warmup:$PARTITIONS)
+for r in $(seq "$REPEAT"); do
+    for t in tributary kcat tributary_nokey kcat_nokey; do topics+=("${t}_$r:$PARTITIONS"); done
+done
+"$bin/mock-broker" "${topics[@]}" > "$work/mock.addr" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/mock.addr" ] && break; sleep 0.1; done
 mock="$(head -1 "$work/mock.addr")"
-write_config "$mock" tributary "$work/mock.toml"
-measure mock_tributary "$bin/tributary" run --config "$work/mock.toml" --exit-when-finished
-measure mock_kcat kcat -P -b "$mock" -t kcat -l \
-    -X enable.idempotence=true -X acks=all -X linger.ms=5 -X batch.num.messages=10000 \
-    -X queue.buffering.max.messages=100000 "$work/lines.json"
-for topic in tributary kcat; do
-    high="$(python3 benches/kafka_tool.py watermarks "$mock" "$topic")"
-    echo "   $topic -> mock: high watermarks sum to $high"
-    [ "$high" = "$N" ] || { echo "$topic: expected $N records on the mock broker" >&2; exit 1; }
+kcat_opts=(-X enable.idempotence=true -X acks=all -X linger.ms=5 -X batch.num.messages=10000
+    -X queue.buffering.max.messages=100000)
+cut -f2- "$work/lines.json" > "$work/values.json"
+write_config "$mock" warmup "$work/warmup.toml"
+"$bin/tributary" run --config "$work/warmup.toml" --exit-when-finished 2> /dev/null
+for r in $(seq "$REPEAT"); do
+    write_config "$mock" "tributary_$r" "$work/mock-$r.toml"
+    measure "mock_tributary_$r" "$bin/tributary" run --config "$work/mock-$r.toml" --exit-when-finished
+    measure "mock_kcat_$r" kcat -P -b "$mock" -t "kcat_$r" -K $'\t' -l "${kcat_opts[@]}" "$work/lines.json"
+    write_config "$mock" "tributary_nokey_$r" "$work/mock-nokey-$r.toml" ""
+    measure "mock_tributary_nokey_$r" "$bin/tributary" run --config "$work/mock-nokey-$r.toml" --exit-when-finished
+    measure "mock_kcat_nokey_$r" kcat -P -b "$mock" -t "kcat_nokey_$r" -l "${kcat_opts[@]}" "$work/values.json"
+    for t in tributary kcat tributary_nokey kcat_nokey; do
+        high="$(python3 benches/kafka_tool.py watermarks "$mock" "${t}_$r")"
+        [ "$high" = "$N" ] || { echo "${t}_$r: $high records on the mock broker, expected $N" >&2; exit 1; }
+    done
 done
+echo "   every mock run: high watermarks sum to $N"
 
 echo
-python3 - "$work/results" "$N" "$(wc -c < "$work/lines.json")" <<'PY'
-import sys
-rows = {}
+python3 - "$work/results" "$N" "$(wc -c < "$work/values.json")" <<'PY'
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     name, wall, user, sys_, rss = line.split()
-    rows[name] = (float(wall), float(user) + float(sys_), int(rss) / 1024)
+    base = name.rsplit("_", 1)[0] if name.startswith("mock_") else name
+    runs.setdefault(base, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024))
+rows = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
 n, size = int(sys.argv[2]), int(sys.argv[3])
-print(f"{n} order rows, {size / n:.0f} bytes/row as JSON")
+print(f"{n} order rows, {size / n:.0f} bytes/row as JSON; mock figures are medians of {len(runs['mock_kcat'])} runs")
 print(f"{'run':<24}{'rows/s':>12}{'MB/s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
 for name, (wall, cpu, rss) in rows.items():
     print(f"{name:<24}{n / wall:>12,.0f}{size / wall / 1e6:>8.1f}{cpu:>8.2f}{rss:>13.1f}")
 def ratio(a, b):
     return rows[b][0] / rows[a][0]
-print(f"\nmock broker: tributary / kcat throughput = {ratio('mock_tributary', 'mock_kcat'):.2f}x (target >= 0.6x)")
-print(f"Tansu: tributary / confluent-kafka throughput = {ratio('tansu_tributary', 'tansu_confluent_kafka'):.2f}x")
+print(f"\nmock broker, keyed:   tributary / kcat throughput = {ratio('mock_tributary', 'mock_kcat'):.2f}x (target >= 0.6x)")
+print(f"mock broker, unkeyed: tributary / kcat throughput = {ratio('mock_tributary_nokey', 'mock_kcat_nokey'):.2f}x (target >= 0.6x)")
+print(f"Tansu, keyed: tributary / confluent-kafka throughput = {ratio('tansu_tributary', 'tansu_confluent_kafka'):.2f}x")
 PY

@@ -29,6 +29,7 @@
 //! PID when its handle drops, including on panic.
 
 mod broker;
+mod checks;
 mod config;
 mod daemon;
 mod oracle;
@@ -40,6 +41,7 @@ pub use broker::{
     Broker, BrokerKind, Mock, MockBroker, TANSU_BIN_ENV, TansuBroker, brokers_under_test,
     free_port, tansu_bin,
 };
+pub use checks::{committed_seq, output_text, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
 pub use oracle::{MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_seqs, produce_seqs};

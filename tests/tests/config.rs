@@ -5,14 +5,6 @@ use std::time::Duration;
 
 use tributary_tests::*;
 
-fn output_text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn config_errors_name_file_line_and_key() {
     let dir = TempDir::new("config-errors");

@@ -1,26 +1,10 @@
 //! Broker faults injected with the mock cluster: retried or restarted,
 //! never skipped.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tributary_tests::*;
-
-/// The committed next sequence number of `source` (see `offsets.rs`).
-fn committed_seq(offsets_dir: &Path, source: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(offsets_dir.join(format!("source-{source}.json"))).ok()?;
-    let body: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
-    let hex = body["partitions"].as_array()?.first()?["checkpoint"]
-        .as_str()?
-        .to_owned();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    Some(u64::from_le_bytes(bytes.try_into().ok()?))
-}
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -32,25 +32,6 @@ fn test_seed() -> u64 {
     seed
 }
 
-/// The next sequence number the daemon committed for `source`, read from
-/// the offset file the daemon writes (line 1: JSON with hex checkpoints).
-fn committed_seq(offsets_dir: &Path, source: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(offsets_dir.join(format!("source-{source}.json"))).ok()?;
-    let body: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
-    let hex = body["partitions"]
-        .as_array()?
-        .iter()
-        .find(|p| p["partition"] == "736571")?["checkpoint"]
-        .as_str()?
-        .to_owned();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    Some(u64::from_le_bytes(bytes.try_into().ok()?))
-}
-
 /// Runs the daemon until the source has committed `count` records, or the
 /// timeout passes, then stops it with SIGTERM.
 fn run_to_completion(config: &Path, dir: &TempDir, count: u64, round: usize) {
@@ -80,39 +61,56 @@ fn run_to_completion(config: &Path, dir: &TempDir, count: u64, round: usize) {
     );
 }
 
+/// Starts the daemon `ROUNDS` times, each time interrupting it at a random
+/// moment with `interrupt`, then lets it finish; returns the offset committed
+/// after each round and what an independent consumer read.
+fn interrupted_runs(
+    kind: BrokerKind,
+    label: &str,
+    count: u64,
+    seed: &mut u64,
+    interrupt: impl Fn(&mut Daemon, usize),
+) -> (Vec<u64>, SeqReport) {
+    let dir = TempDir::new(label);
+    let broker = Broker::start(kind, dir.path());
+    // Eight partitions keep the mock broker's 5 MiB-per-partition retention
+    // above what the test writes.
+    broker.create_topic("orders", 8);
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
+        "orders.toml",
+        datagen_source("orders", "orders", count, 5_000, *seed % 1000),
+    );
+    let config = write_config(dir.path(), &spec);
+    let mut progress = Vec::new();
+    for round in 0..ROUNDS {
+        let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
+        std::thread::sleep(pick(seed, 300, 1500));
+        interrupt(&mut daemon, round);
+        progress.push(committed_seq(&dir.join("offsets"), "orders").unwrap_or(0));
+    }
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]) && progress[ROUNDS - 1] > 0,
+        "{kind}: committed offsets must only grow and must move: {progress:?}"
+    );
+    run_to_completion(&config, &dir, count, ROUNDS);
+    let report = consume_seqs(
+        &broker.bootstrap(),
+        "orders",
+        count,
+        Duration::from_secs(120),
+    );
+    eprintln!("{kind} {label}: committed after each round: {progress:?}; {report}");
+    (progress, report)
+}
+
 #[test]
 fn offsets_resume_after_kill_9() {
     let mut seed = test_seed();
     for kind in brokers_under_test() {
-        let dir = TempDir::new("kill-9");
-        let broker = Broker::start(kind, dir.path());
-        broker.create_topic("orders", 8);
         let count = 60_000;
-        let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
-            "orders.toml",
-            datagen_source("orders", "orders", count, 5_000, 11),
-        );
-        let config = write_config(dir.path(), &spec);
-        let mut progress = Vec::new();
-        for round in 0..ROUNDS {
-            let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
-            std::thread::sleep(pick(&mut seed, 300, 1500));
+        let (_, report) = interrupted_runs(kind, "kill-9", count, &mut seed, |daemon, _| {
             daemon.kill9();
-            progress.push(committed_seq(&dir.join("offsets"), "orders").unwrap_or(0));
-        }
-        assert!(
-            progress.windows(2).all(|w| w[0] <= w[1]) && progress[ROUNDS - 1] > 0,
-            "{kind}: committed offsets must only grow and must move: {progress:?}"
-        );
-        run_to_completion(&config, &dir, count, ROUNDS);
-
-        let report = consume_seqs(
-            &broker.bootstrap(),
-            "orders",
-            count,
-            Duration::from_secs(120),
-        );
-        eprintln!("{kind}: {ROUNDS} kill -9 rounds, committed after each: {progress:?}; {report}");
+        });
         assert!(report.nothing_missing(), "{kind}: {report}");
         assert_eq!(report.out_of_range, 0, "{kind}: {report}");
         // Resuming from the committed offset bounds the re-sent records to
@@ -129,40 +127,15 @@ fn offsets_resume_after_kill_9() {
 fn clean_restart_loses_and_repeats_nothing() {
     let mut seed = test_seed();
     for kind in brokers_under_test() {
-        let dir = TempDir::new("clean-restart");
-        let broker = Broker::start(kind, dir.path());
-        broker.create_topic("orders", 8);
-        let count = 60_000;
-        let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
-            "orders.toml",
-            datagen_source("orders", "orders", count, 5_000, 5),
-        );
-        let config = write_config(dir.path(), &spec);
-        let mut progress = Vec::new();
-        for round in 0..ROUNDS {
-            let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
-            std::thread::sleep(pick(&mut seed, 300, 1200));
-            let status = daemon.sigterm_and_wait(Duration::from_secs(30));
-            assert!(
-                status.is_some_and(|s| s.success()),
-                "{kind}: round {round}: SIGTERM must exit 0, got {status:?}\n{}",
-                daemon.log_text()
-            );
-            progress.push(committed_seq(&dir.join("offsets"), "orders").unwrap_or(0));
-        }
-        assert!(
-            progress[ROUNDS - 1] > 0,
-            "{kind}: nothing committed: {progress:?}"
-        );
-        run_to_completion(&config, &dir, count, ROUNDS);
-
-        let report = consume_seqs(
-            &broker.bootstrap(),
-            "orders",
-            count,
-            Duration::from_secs(120),
-        );
-        eprintln!("{kind}: {ROUNDS} SIGTERM rounds, committed after each: {progress:?}; {report}");
+        let (_, report) =
+            interrupted_runs(kind, "clean-restart", 60_000, &mut seed, |daemon, round| {
+                let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+                assert!(
+                    status.is_some_and(|s| s.success()),
+                    "{kind}: round {round}: SIGTERM must exit 0, got {status:?}\n{}",
+                    daemon.log_text()
+                );
+            });
         assert!(report.exactly_once(), "{kind}: {report}");
     }
 }

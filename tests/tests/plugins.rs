@@ -2,7 +2,7 @@
 //! its own source, never the daemon or the other sources.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tributary_tests::*;
 
@@ -24,25 +24,6 @@ fn plugin_dir(dir: &TempDir) -> PathBuf {
     plugins
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn abi_mismatch_is_rejected() {
     let dir = TempDir::new("abi-mismatch");
@@ -59,7 +40,7 @@ fn abi_mismatch_is_rejected() {
         ],
         Duration::from_secs(30),
     );
-    let listing = text(&out);
+    let listing = output_text(&out);
     assert!(out.status.success(), "{listing}");
     let line = listing
         .lines()
@@ -92,7 +73,7 @@ fn abi_mismatch_is_rejected() {
         &["validate".as_ref(), "--config".as_ref(), config.as_os_str()],
         Duration::from_secs(30),
     );
-    let message = text(&out);
+    let message = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{message}");
     assert!(message.contains("conf.d/b.toml:1"), "{message}");
     assert!(message.contains("source[future].type"), "{message}");
@@ -196,7 +177,7 @@ fn missing_plugin_is_a_clear_error() {
         &["validate".as_ref(), "--config".as_ref(), config.as_os_str()],
         Duration::from_secs(30),
     );
-    let message = text(&out);
+    let message = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{message}");
     let expected_place = format!(
         "{}:2:",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
-pub use delivery::BatchAck;
+pub use delivery::record_done;
 pub use source::{RunEnd, SourceContext, run_once};
 pub use status::{SourceState, SourceStatus};
 

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SourceError;
 use super::ack::AckTracker;
-use super::delivery::BatchAck;
+use super::delivery::{BatchAck, BatchHandle};
 use super::status::SourceStatus;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
@@ -41,7 +41,8 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a stopped source's thread may take to return from the plugin
 /// before it is given up on (a plugin stuck in `poll`).
 const THREAD_STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait before retrying a send when the producer queue is full.
+/// How long to wait for queue space (serving delivery reports meanwhile)
+/// before retrying a send when the producer queue is full.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 
 /// How a run ended without error.
@@ -275,12 +276,13 @@ impl SourceThread {
             acks.outstanding += 1;
             acks.tracker.register(&batch.partition, batch.checkpoint)
         };
-        let ack = Arc::new(BatchAck::new(rows, self.completion(id, rows as u64, bytes)));
+        let batch_handle =
+            BatchHandle::new(BatchAck::new(rows, self.completion(id, rows as u64, bytes)));
         self.status
             .in_flight
             .fetch_add(rows as i64, Ordering::Relaxed);
         for i in 0..serialized.len() {
-            let mut record = BaseRecord::with_opaque_to(&self.config.topic, ack.clone())
+            let mut record = BaseRecord::with_opaque_to(&self.config.topic, batch_handle.opaque())
                 .payload(serialized.value(i));
             if let Some(key) = serialized.key(i) {
                 record = record.key(key);
@@ -290,13 +292,18 @@ impl SourceThread {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         if self.stop.is_cancelled() {
+                            batch_handle.abandon(rows, i);
                             self.abandon(rows);
                             return Ok(false);
                         }
                         record = r;
-                        std::thread::sleep(QUEUE_FULL_WAIT);
+                        // Serve delivery reports while waiting: they are
+                        // what frees queue space, and serving them here
+                        // saves waking the delivery thread for each one.
+                        self.producer.poll(QUEUE_FULL_WAIT);
                     }
                     Err((e, _)) => {
+                        batch_handle.abandon(rows, i);
                         self.abandon(rows);
                         return Err(SourceError::Produce {
                             topic: self.config.topic.clone(),
@@ -306,7 +313,7 @@ impl SourceThread {
                 }
             }
         }
-        ack.sent_all();
+        batch_handle.sent_all();
         Ok(true)
     }
 

@@ -20,7 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;
-use crate::pipeline::BatchAck;
+use crate::pipeline;
 
 /// Errors of the Kafka side.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,8 @@ pub enum ProducerError {
     },
 }
 
-/// Routes librdkafka's own log lines and errors into `tracing`.
+/// Routes librdkafka's own log lines and errors into `tracing`, and
+/// delivery reports to their batches.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KafkaContext;
 
@@ -75,10 +76,14 @@ impl ClientContext for KafkaContext {
 }
 
 impl ProducerContext for KafkaContext {
-    type DeliveryOpaque = Arc<BatchAck>;
+    /// A `BatchHandle::opaque` of the record's batch.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchAck>) {
-        batch.record_done(result.as_ref().map(|_| ()).map_err(|(e, _)| e));
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
+        let result = result.as_ref().map(|_| ()).map_err(|(e, _)| e);
+        // SAFETY: every record is sent with its batch's opaque (see
+        // `pipeline::source`), and librdkafka reports each record once.
+        unsafe { pipeline::record_done(batch, result) };
     }
 }
 

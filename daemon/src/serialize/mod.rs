@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, GenericStringArray, OffsetSizeTrait, RecordBatch, StructArray};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_json::writer::{EncoderOptions, make_encoder};
+use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, NullableEncoder, make_encoder};
 use arrow_schema::DataType;
-use arrow_schema::{ArrowError, Field};
+use arrow_schema::{ArrowError, Field, FieldRef, TimeUnit};
 
 use crate::config::Format;
 
@@ -92,7 +92,9 @@ impl RecordSerializer {
             key_column,
             // Explicit nulls keep every record's shape the same, which is
             // what JSON-schema consumers downstream expect.
-            options: EncoderOptions::default().with_explicit_nulls(true),
+            options: plain_options()
+                .clone()
+                .with_encoder_factory(Arc::new(RepeatedTimestamps)),
             bytes_per_row: AtomicUsize::new(128),
         }
     }
@@ -178,6 +180,79 @@ impl RecordSerializer {
     }
 }
 
+/// Encoder options without our factory: explicit nulls keep every record's
+/// shape the same, which is what JSON-schema consumers downstream expect.
+fn plain_options() -> &'static EncoderOptions {
+    static PLAIN: std::sync::OnceLock<EncoderOptions> = std::sync::OnceLock::new();
+    PLAIN.get_or_init(|| EncoderOptions::default().with_explicit_nulls(true))
+}
+
+/// Consecutive rows very often carry the same timestamp (a batch stamped
+/// once, log lines of the same second), and formatting one through chrono
+/// costs more than the rest of a small row. This wraps arrow-json's own
+/// timestamp encoder and reuses the previous row's bytes when the value
+/// repeats, so the output is byte for byte the same.
+#[derive(Debug)]
+struct RepeatedTimestamps;
+
+impl EncoderFactory for RepeatedTimestamps {
+    fn make_default_encoder<'a>(
+        &self,
+        field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
+        use arrow_array::types::{
+            TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+            TimestampSecondType,
+        };
+        let values: &'a [i64] = match array.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                array.as_primitive::<TimestampSecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                array.as_primitive::<TimestampMillisecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                array.as_primitive::<TimestampMicrosecondType>().values()
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                array.as_primitive::<TimestampNanosecondType>().values()
+            }
+            _ => return Ok(None),
+        };
+        let inner = make_encoder(field, array, plain_options())?;
+        Ok(Some(NullableEncoder::new(
+            Box::new(CachedTimestamp {
+                inner,
+                values,
+                last: None,
+                bytes: Vec::new(),
+            }),
+            array.nulls().cloned(),
+        )))
+    }
+}
+
+struct CachedTimestamp<'a> {
+    inner: NullableEncoder<'a>,
+    values: &'a [i64],
+    last: Option<i64>,
+    bytes: Vec<u8>,
+}
+
+impl Encoder for CachedTimestamp<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let value = self.values[idx];
+        if self.last != Some(value) {
+            self.bytes.clear();
+            self.inner.encode(idx, &mut self.bytes);
+            self.last = Some(value);
+        }
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
 fn copy_string_keys<O: OffsetSizeTrait>(strings: &GenericStringArray<O>, out: &mut Serialized) {
     out.keys.reserve(strings.values().len());
     for row in 0..strings.len() {
@@ -245,6 +320,35 @@ mod tests {
             .serialize(&batch())
             .unwrap();
         assert_eq!(s.key(2), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn timestamps_are_encoded_exactly_as_arrow_json_does() {
+        use arrow_array::TimestampMillisecondArray;
+        let ts = TimestampMillisecondArray::from(vec![
+            Some(1_700_000_000_123),
+            Some(1_700_000_000_123),
+            None,
+            Some(1_700_000_000_999),
+            Some(1_700_000_000_123),
+        ])
+        .with_timezone("UTC");
+        let batch = RecordBatch::try_from_iter([("ts", Arc::new(ts) as _)]).unwrap();
+        let ours = RecordSerializer::new(Format::Json, None)
+            .serialize(&batch)
+            .unwrap();
+        let mut plain = arrow_json::LineDelimitedWriter::new(Vec::new());
+        plain.write(&batch).unwrap();
+        let plain = String::from_utf8(plain.into_inner()).unwrap();
+        let plain: Vec<&str> = plain.lines().collect();
+        for (i, line) in plain.iter().enumerate() {
+            let row = std::str::from_utf8(ours.value(i)).unwrap();
+            if i == 2 {
+                assert_eq!(row, r#"{"ts":null}"#);
+            } else {
+                assert_eq!(row, *line, "row {i}");
+            }
+        }
     }
 
     #[test]
