@@ -159,20 +159,36 @@ async fn report_progress(statuses: Vec<Arc<SourceStatus>>, shutdown: Cancellatio
         }
         for (status, last) in statuses.iter().zip(last.iter_mut()) {
             let produced = status.records_produced.load(Relaxed);
-            if produced == *last && status.state() != SourceState::Running {
+            if produced == *last
+                && !matches!(status.state(), SourceState::Running | SourceState::Backoff)
+            {
                 continue;
             }
             let rate = (produced - *last) as f64 / PROGRESS_INTERVAL.as_secs_f64();
             *last = produced;
-            tracing::info!(
-                source = %status.name,
-                state = status.state().as_str(),
-                produced,
-                per_sec = rate.round(),
-                in_flight = status.in_flight.load(Relaxed),
-                commits = status.commits.load(Relaxed),
-                "Progress."
-            );
+            let restarts = status.restarts.load(Relaxed);
+            if restarts == 0 {
+                tracing::info!(
+                    source = %status.name,
+                    state = status.state().as_str(),
+                    produced,
+                    per_sec = rate.round(),
+                    in_flight = status.in_flight.load(Relaxed),
+                    commits = status.commits.load(Relaxed),
+                    "Progress."
+                );
+            } else {
+                tracing::warn!(
+                    source = %status.name,
+                    state = status.state().as_str(),
+                    produced,
+                    per_sec = rate.round(),
+                    commits = status.commits.load(Relaxed),
+                    restarts,
+                    last_error = status.last_error().unwrap_or_default(),
+                    "Progress."
+                );
+            }
         }
     }
 }

@@ -133,6 +133,20 @@ fn plugin_panic_does_not_stop_the_daemon() {
         "no repeated panic and restart:\n{}",
         daemon.log_text()
     );
+    // ... and its status says so: restarts counted, the panic as last error.
+    let shown = wait_until(Duration::from_secs(15), || {
+        daemon.log_text().lines().any(|l| {
+            l.contains("Progress.")
+                && l.contains("source=faulty")
+                && l.contains("restarts=")
+                && l.contains("panicked in poll")
+        })
+    });
+    assert!(
+        shown,
+        "status does not show the restarts:\n{}",
+        daemon.log_text()
+    );
     assert!(
         daemon.is_running(),
         "the daemon died:\n{}",

@@ -7,7 +7,7 @@
 //! keeps, per source partition, the batches in the order they were sent and
 //! releases checkpoints only over the contiguous acknowledged prefix.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// Identifies a registered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,17 +72,6 @@ impl AckTracker {
     /// Batches registered and not yet released.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(VecDeque::len).sum()
-    }
-
-    /// Applies every release to `state`, for callers that keep the full map.
-    pub fn ack_into(&mut self, id: BatchId, state: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
-        match self.ack(id) {
-            Some((p, c)) => {
-                state.insert(p, c);
-                true
-            }
-            None => false,
-        }
     }
 }
 
@@ -164,10 +153,12 @@ mod tests {
                 .map(|(i, p)| t.register(p, vec![i as u8]))
                 .collect();
             let mut acked = [false; 6];
-            let mut state = BTreeMap::new();
+            let mut state = std::collections::BTreeMap::new();
             for &i in &order {
                 acked[i] = true;
-                t.ack_into(ids[i], &mut state);
+                if let Some((p, c)) = t.ack(ids[i]) {
+                    state.insert(p, c);
+                }
                 for part in [&b"a"[..], b"b"] {
                     let mut expect = None;
                     for (j, p) in parts.iter().enumerate() {
