@@ -94,7 +94,7 @@ pub async fn run_with(
         let ctx = SourceContext {
             config: source.clone(),
             plugin: plugin.clone(),
-            producer: kafka.producer().clone(),
+            producer: kafka.producer(),
             store: store.clone(),
             status,
             commit_interval: Duration::from_millis(config.offsets.commit_interval_ms),

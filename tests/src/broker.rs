@@ -292,6 +292,27 @@ impl TansuBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the broker process (SIGSTOP): connections stay open but
+    /// nothing answers, as with a hung or partitioned broker. (Killing and
+    /// restarting Tansu 0.6 is no substitute: after a restart on SQLite
+    /// storage it panics on the first idempotent produce of a known
+    /// producer.)
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws a [`pause`](Self::pause)d broker (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid of our own child and a valid signal.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -81,3 +81,58 @@ fn broker_errors_never_skip_records() {
     assert!(report.nothing_missing(), "{report}");
     assert_eq!(report.out_of_range, 0, "{report}");
 }
+
+#[test]
+fn broker_outage_never_skips_records() {
+    // The real broker process stops answering (SIGSTOP) while records are
+    // in flight, for longer than the delivery timeout, then comes back.
+    if !brokers_under_test().contains(&BrokerKind::Tansu) {
+        return;
+    }
+    let dir = TempDir::new("broker-outage");
+    let broker = Broker::start_tansu(dir.path());
+    broker.create_topic("orders", 3);
+    let count = 20_000;
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .kafka_option("message.timeout.ms", "2000")
+        .drop_in(
+            "orders.toml",
+            datagen_source("orders", "orders", count, 2_000, 4),
+        );
+    let config = write_config(dir.path(), &spec);
+    let offsets = dir.join("offsets");
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    wait_for("a first commit", Duration::from_secs(30), || {
+        committed_seq(&offsets, "orders").is_some_and(|s| s > 0)
+    });
+    let Broker::Tansu(tansu) = &broker else {
+        unreachable!("started as Tansu above");
+    };
+    tansu.pause();
+    let before_outage = committed_seq(&offsets, "orders").unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(6));
+    let during_outage = committed_seq(&offsets, "orders").unwrap_or(0);
+    tansu.resume();
+    let log = daemon.log_text();
+    assert!(
+        log.contains("delivery to topic `orders` failed"),
+        "the outage did not fail any delivery, so the test proved nothing:\n{log}"
+    );
+    assert!(daemon.is_running(), "daemon died:\n{log}");
+    wait_for("the source to finish", Duration::from_secs(120), || {
+        committed_seq(&offsets, "orders") == Some(count)
+    });
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let report = consume_seqs(
+        &broker.bootstrap(),
+        "orders",
+        count,
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "tansu outage: committed {before_outage} before, {during_outage} at its end; {report}"
+    );
+    assert!(report.nothing_missing(), "{report}");
+    assert_eq!(report.out_of_range, 0, "{report}");
+}

@@ -66,6 +66,30 @@ pub enum SourceError {
     Internal(String),
 }
 
+impl SourceError {
+    /// Whether the error means the producer instance itself is unusable, so
+    /// every later send on it would fail the same way: the broker fenced or
+    /// forgot its producer id, or librdkafka raised a fatal error.
+    fn breaks_the_producer(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let (SourceError::Delivery { source, .. } | SourceError::Produce { source, .. }) = self
+        else {
+            return false;
+        };
+        matches!(
+            source.rdkafka_error_code(),
+            Some(
+                Code::ProducerFenced
+                    | Code::InvalidProducerEpoch
+                    | Code::UnknownProducerId
+                    | Code::OutOfOrderSequenceNumber
+                    | Code::InvalidProducerIdMapping
+                    | Code::Fatal
+            )
+        )
+    }
+}
+
 /// First wait before restarting a failed source.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest wait between restarts.
@@ -76,11 +100,14 @@ const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 
 /// Runs a source until shutdown (or until it finishes), restarting it with
 /// exponential backoff after every failure.
-pub async fn supervise(ctx: SourceContext, kafka: Arc<Kafka>, shutdown: CancellationToken) {
+pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: CancellationToken) {
     let status = ctx.status.clone();
     let mut backoff = BACKOFF_INITIAL;
     loop {
         status.set_state(SourceState::Starting);
+        // A producer that hit a fatal error is replaced before anyone sends
+        // on it again; every (re)start takes the current one.
+        ctx.producer = kafka.producer();
         let started = Instant::now();
         // A stop during start-up (broker unreachable) must not wait for
         // metadata timeouts.
@@ -119,6 +146,14 @@ pub async fn supervise(ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Cancella
                 if started.elapsed() >= BACKOFF_RESET_AFTER {
                     backoff = BACKOFF_INITIAL;
                 }
+                // A producer that is broken for good is replaced before
+                // anyone sends on it again; every (re)start takes the
+                // current one.
+                if let Err(replace) =
+                    kafka.replace_if_broken(&ctx.producer, e.breaks_the_producer())
+                {
+                    tracing::error!(error = %replace, "Cannot replace the failed Kafka producer.");
+                }
                 status.set_state(SourceState::Backoff);
                 status.set_error(e.to_string());
                 status
@@ -135,5 +170,39 @@ pub async fn supervise(ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Cancella
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+
+    fn delivery(code: Code) -> SourceError {
+        SourceError::Delivery {
+            topic: "t".into(),
+            source: KafkaError::MessageProduction(code),
+        }
+    }
+
+    #[test]
+    fn only_producer_state_errors_replace_the_producer() {
+        for code in [
+            Code::ProducerFenced,
+            Code::InvalidProducerEpoch,
+            Code::UnknownProducerId,
+            Code::OutOfOrderSequenceNumber,
+        ] {
+            assert!(delivery(code).breaks_the_producer(), "{code:?}");
+        }
+        for code in [
+            Code::MessageTimedOut,
+            Code::NotLeaderForPartition,
+            Code::MessageSizeTooLarge,
+            Code::TopicAuthorizationFailed,
+        ] {
+            assert!(!delivery(code).breaks_the_producer(), "{code:?}");
+        }
+        assert!(!SourceError::Internal("x".into()).breaks_the_producer());
     }
 }

@@ -87,47 +87,89 @@ impl ProducerContext for KafkaContext {
     }
 }
 
-/// The producer every source sends through: librdkafka's queue, each record
-/// tagged with its batch; [`Kafka`] runs the thread that serves delivery
-/// reports.
-pub type Producer = Arc<BaseProducer<KafkaContext>>;
-
-/// Serves delivery reports until stopped. Unlike rdkafka's
-/// `ThreadedProducer`, it is woken at once on shutdown (`rd_kafka_yield`)
-/// instead of finishing a 100 ms poll.
-#[derive(Debug)]
-struct Poller {
+/// A producer together with the thread serving its delivery reports. The
+/// producer every source sends through; each record is tagged with its
+/// batch. [`Kafka`] replaces it when librdkafka declares it unusable.
+pub struct ProducerHandle {
+    producer: Arc<BaseProducer<KafkaContext>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    poller: Option<JoinHandle<()>>,
+    /// Signalled by the poller as it exits. In a mutex only to make the
+    /// handle `Sync`; it is used once, from `drop`.
+    exited: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
-impl Poller {
-    fn start(producer: Producer) -> Result<Self, ProducerError> {
+/// What sources hold: the current producer.
+pub type Producer = Arc<ProducerHandle>;
+
+/// How long one delivery-report poll may block. rdkafka's poll loop spins
+/// through the last fraction of a millisecond of every window (its remaining
+/// timeout truncates to 0 ms), so long windows keep an idle daemon idle.
+const POLL_WINDOW: Duration = Duration::from_secs(5);
+/// How long a stop waits for the poller to notice; it is detached after
+/// that (every source has drained by then).
+const POLLER_STOP_WAIT: Duration = Duration::from_millis(50);
+
+impl ProducerHandle {
+    fn start(client: &ClientConfig) -> Result<Arc<Self>, ProducerError> {
+        let producer: Arc<BaseProducer<KafkaContext>> = Arc::new(
+            client
+                .create_with_context(KafkaContext)
+                .map_err(ProducerError::Client)?,
+        );
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
+        let (exited_tx, exited) = std::sync::mpsc::channel();
+        let (flag, polled) = (stop.clone(), producer.clone());
+        let poller = std::thread::Builder::new()
             .name("kafka-delivery".into())
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
-                    producer.poll(Duration::from_millis(100));
+                    polled.poll(POLL_WINDOW);
                 }
+                let _ = exited_tx.send(());
             })
             .map_err(|e| {
                 ProducerError::Embedded(format!("cannot start the delivery thread: {e}"))
             })?;
-        Ok(Poller {
+        Ok(Arc::new(ProducerHandle {
+            producer,
             stop,
-            thread: Some(thread),
-        })
+            poller: Some(poller),
+            exited: std::sync::Mutex::new(exited),
+        }))
     }
+}
 
-    fn stop(&mut self, producer: &Producer) {
+impl std::ops::Deref for ProducerHandle {
+    type Target = BaseProducer<KafkaContext>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.producer
+    }
+}
+
+impl std::fmt::Debug for ProducerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerHandle").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ProducerHandle {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // SAFETY: the handle is valid while `producer` lives; yield only
-        // makes a blocked poll return early.
-        unsafe { rdkafka::bindings::rd_kafka_yield(producer.client().native_ptr()) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // SAFETY: the handle is valid while `producer` lives; yield makes a
+        // blocked queue poll return at once.
+        unsafe { rdkafka::bindings::rd_kafka_yield(self.producer.client().native_ptr()) };
+        if let Some(thread) = self.poller.take() {
+            let exited = self
+                .exited
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if exited.recv_timeout(POLLER_STOP_WAIT).is_ok() {
+                let _ = thread.join();
+            }
+            // Otherwise the thread finishes its poll window on its own and
+            // then drops its reference to the producer; nothing waits for it.
         }
     }
 }
@@ -155,8 +197,10 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 /// A connection to Kafka: the producer and, in embedded mode, the broker.
 pub struct Kafka {
-    producer: Producer,
-    poller: Poller,
+    /// The current producer; replaced after a fatal error.
+    producer: std::sync::Mutex<Producer>,
+    /// The producer's settings, to create a replacement.
+    producer_config: ClientConfig,
     /// For the admin client, created only when a topic must be created.
     admin_config: ClientConfig,
     bootstrap: String,
@@ -204,12 +248,7 @@ impl Kafka {
             client.set(*k, *v);
         }
         client.set("bootstrap.servers", &bootstrap);
-        let producer: Producer = Arc::new(
-            client
-                .create_with_context(KafkaContext)
-                .map_err(ProducerError::Client)?,
-        );
-        let poller = Poller::start(producer.clone())?;
+        let producer = ProducerHandle::start(&client)?;
         // Bring up the producer's broker connection now: the idempotent
         // producer asks for its producer id as soon as it exists, and if no
         // broker connection is up at that moment librdkafka retries only
@@ -226,8 +265,8 @@ impl Kafka {
             admin_config.set(k, v);
         }
         Ok(Kafka {
-            producer,
-            poller,
+            producer: std::sync::Mutex::new(producer),
+            producer_config: client,
             admin_config,
             bootstrap,
             embedded,
@@ -236,9 +275,38 @@ impl Kafka {
         })
     }
 
-    /// The producer, to clone into sources.
-    pub fn producer(&self) -> &Producer {
-        &self.producer
+    /// The current producer, for a source (re)starting.
+    pub fn producer(&self) -> Producer {
+        self.current().clone()
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Producer> {
+        self.producer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces `failed` (the producer a source was using when it failed)
+    /// if it is still the current one and is broken for good: `broken` says
+    /// the source's error showed it (the broker fenced or forgot its producer
+    /// id), or librdkafka declared a fatal error. Every later send on such a
+    /// producer would fail. Sources restart on the new one from their
+    /// committed checkpoints, so what the old one lost is sent again.
+    pub fn replace_if_broken(&self, failed: &Producer, broken: bool) -> Result<(), ProducerError> {
+        let mut current = self.current();
+        if !Arc::ptr_eq(&current, failed) {
+            return Ok(());
+        }
+        let fatal = current.client().fatal_error();
+        if !broken && fatal.is_none() {
+            return Ok(());
+        }
+        tracing::error!(
+            fatal = ?fatal,
+            "The Kafka producer is unusable; replacing it."
+        );
+        *current = ProducerHandle::start(&self.producer_config)?;
+        Ok(())
     }
 
     /// The bootstrap servers in use (the embedded broker's address in
@@ -294,7 +362,7 @@ impl Kafka {
     }
 
     async fn topic_exists(&self, topic: &str) -> Result<bool, ProducerError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let name = topic.to_owned();
         let metadata = tokio::task::spawn_blocking(move || {
             producer
@@ -319,14 +387,8 @@ impl Kafka {
 
     /// Waits up to `timeout` for every queued record to be delivered.
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        if let Err(e) = self.producer().flush(timeout) {
             tracing::warn!(error = %e, "Some records were not delivered before shutdown; their offsets were not committed.");
         }
-    }
-}
-
-impl Drop for Kafka {
-    fn drop(&mut self) {
-        self.poller.stop(&self.producer);
     }
 }
