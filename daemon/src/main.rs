@@ -241,6 +241,12 @@ fn plugins(args: &ConfigArgs, explicit: Vec<PathBuf>, action: PluginsAction) -> 
                 );
             };
             writeln!(out, "{}: {}", info.name, info.description)?;
+            if let Some(key) = &info.default_key {
+                writeln!(
+                    out,
+                    "default key column: {key} (when the source sets no `key`)"
+                )?;
+            }
             writeln!(out, "options:")?;
             for o in &info.options {
                 let mut line = format!("  {} ({})", o.name, o.kind);

@@ -81,6 +81,33 @@ fn plugins_describe_lists_options_with_types_and_defaults() {
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
+    // A plugin's default key column (ABI 1.1) is shown.
+    let out = run_cli(
+        &[
+            "plugins".as_ref(),
+            "--plugin-dir".as_ref(),
+            target_dir().as_os_str(),
+            "describe".as_ref(),
+            "sysmetrics".as_ref(),
+        ],
+        Duration::from_secs(30),
+    );
+    let text = output_text(&out);
+    assert!(text.contains("default key column: host"), "{text}");
+    assert!(
+        !output_text(&run_cli(
+            &[
+                "plugins".as_ref(),
+                "--plugin-dir".as_ref(),
+                target_dir().as_os_str(),
+                "describe".as_ref(),
+                "datagen".as_ref()
+            ],
+            Duration::from_secs(30),
+        ))
+        .contains("default key column")
+    );
+
     let out = run_cli(
         &[
             "plugins".as_ref(),

@@ -33,7 +33,9 @@ const UPTIME_TOLERANCE_S: f64 = 5.0;
 /// A `sysmetrics` drop-in.
 fn sysmetrics_source(name: &str, topic: &str, options: &str) -> String {
     format!(
-        "[[source]]\nname = {}\ntype = \"sysmetrics\"\ntopic = {}\nkey = \"host\"\n\
+        // No `key`: the plugin's default key column (`host`) applies, which
+        // the tests check on every record.
+        "[[source]]\nname = {}\ntype = \"sysmetrics\"\ntopic = {}\n\
          format = \"json\"\n{options}\n",
         toml_str(name),
         toml_str(topic)

@@ -213,7 +213,15 @@ impl SourceThread {
                 return Ok(());
             }
         };
-        let serializer = RecordSerializer::new(self.config.format, self.config.key.clone());
+        // Without a `key`, the plugin's default key column (if it has one).
+        let key = self.config.key.clone().or_else(|| {
+            self.plugin
+                .source_types
+                .iter()
+                .find(|t| t.name == self.config.source_type)
+                .and_then(|t| t.default_key.clone())
+        });
+        let serializer = RecordSerializer::new(self.config.format, key);
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
         while let Ok((partition, checkpoint)) = notices.recv() {
@@ -343,7 +351,11 @@ impl SourceThread {
                     status.bytes_produced.fetch_add(bytes, Ordering::Relaxed);
                     let mut acks = lock(&shared.acks);
                     acks.outstanding -= 1;
-                    if let Some((partition, checkpoint)) = acks.tracker.ack(id) {
+                    // An unchanged checkpoint (a source with nothing to
+                    // resume) is not written again.
+                    if let Some((partition, checkpoint)) = acks.tracker.ack(id)
+                        && acks.state.get(&partition) != Some(&checkpoint)
+                    {
                         acks.state.insert(partition.clone(), checkpoint);
                         acks.changed.insert(partition);
                     }

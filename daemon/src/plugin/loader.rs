@@ -34,6 +34,8 @@ pub struct SourceTypeInfo {
     pub description: String,
     /// The accepted options.
     pub options: Vec<OptionInfo>,
+    /// The key column used when a source sets no `key` (ABI 1.1).
+    pub default_key: Option<String>,
 }
 
 /// A plugin library that passed the ABI check. It is never unloaded: code of
@@ -196,7 +198,23 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
                         required: o.required,
                     })
                     .collect(),
+                default_key: None,
             });
+        }
+        // Fields of 1.1 exist only when the descriptor is large enough.
+        let has_extras = size as usize >= size_of::<abi::PluginDescriptor>()
+            && !desc.source_type_extras.is_null();
+        if has_extras {
+            let extras = std::slice::from_raw_parts(desc.source_type_extras, types.len());
+            for (info, extra) in source_types.iter_mut().zip(extras) {
+                if extra.is_null() {
+                    continue;
+                }
+                let size = (**extra).struct_size as usize;
+                if size >= size_of::<abi::SourceTypeExtras>() && !(**extra).default_key.is_null() {
+                    info.default_key = Some(text((**extra).default_key));
+                }
+            }
         }
     }
     let plugin = LoadedPlugin {

@@ -23,7 +23,10 @@ pub use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 /// The major version of this ABI. A host only loads plugins of its own major.
 pub const ABI_MAJOR: u32 = 1;
 /// The minor version of this ABI: fields appended to the structs below.
-pub const ABI_MINOR: u32 = 0;
+///
+/// * 1.1: [`PluginDescriptor::source_type_extras`] (a default record key
+///   per source type).
+pub const ABI_MINOR: u32 = 1;
 /// The name of the one symbol every plugin library exports.
 ///
 /// The `v1` names the shape of the *entry function* (no arguments, returns a
@@ -235,6 +238,19 @@ pub struct SourceTypeDescriptor {
     pub options_len: usize,
 }
 
+/// More about one source type (since ABI 1.1). Reached through an array of
+/// pointers, so both the array and this struct can grow: readers check
+/// `struct_size` before reading a field added later.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SourceTypeExtras {
+    /// `size_of::<SourceTypeExtras>()` as the plugin knows it.
+    pub struct_size: u32,
+    /// The column whose value becomes the record key when the source's
+    /// config sets no `key` (e.g. `host` for host metrics); null for none.
+    pub default_key: *const c_char,
+}
+
 /// A source's last committed checkpoint for one of its partitions.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -357,6 +373,9 @@ pub struct PluginDescriptor {
     pub last_error: LastErrorFn,
     /// See [`DestroyFn`].
     pub destroy: DestroyFn,
+    /// Since 1.1: one pointer per entry of `source_types`, same order (an
+    /// entry may be null); null when the plugin has none.
+    pub source_type_extras: *const *const SourceTypeExtras,
 }
 
 #[cfg(all(test, target_pointer_width = "64"))]
@@ -367,7 +386,11 @@ mod tests {
     /// or changed instead of appended with a minor version bump.
     #[test]
     fn struct_sizes_of_abi_1_0_are_fixed() {
-        assert_eq!(size_of::<PluginDescriptor>(), DESCRIPTOR_SIZE_V1_0);
+        assert_eq!(
+            std::mem::offset_of!(PluginDescriptor, source_type_extras),
+            DESCRIPTOR_SIZE_V1_0,
+            "fields of 1.1 must come after every field of 1.0"
+        );
         assert_eq!(size_of::<CreateArgs>(), CREATE_ARGS_SIZE_V1_0);
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::abi::{
     self, CheckpointRef, CreateArgs, OptionDescriptor, OwnedBytes, PluginDescriptor, PolledBatch,
-    SourceTypeDescriptor,
+    SourceTypeDescriptor, SourceTypeExtras,
 };
 use crate::source::{
     Batch, ConfigIssue, CreateContext, Error, Logger, OptionSpec, Poll, Source, SourceType,
@@ -49,6 +49,7 @@ type CreateDyn = fn(CreateContext) -> Result<Box<dyn DynSource>, Error>;
 pub struct Registration {
     name: &'static str,
     description: &'static str,
+    default_key: Option<&'static str>,
     options: Vec<OptionSpec>,
     validate: fn(&Value) -> Result<(), Vec<ConfigIssue>>,
     create: CreateDyn,
@@ -68,6 +69,7 @@ impl Registration {
         Registration {
             name: S::NAME,
             description: S::DESCRIPTION,
+            default_key: S::DEFAULT_KEY,
             options: S::options(),
             validate: S::validate,
             create: |ctx| S::create(ctx).map(|s| Box::new(s) as Box<dyn DynSource>),
@@ -83,6 +85,8 @@ pub struct Exported {
     _strings: Vec<CString>,
     _options: Vec<Vec<OptionDescriptor>>,
     _types: Vec<SourceTypeDescriptor>,
+    _extras: Vec<SourceTypeExtras>,
+    _extra_ptrs: Vec<*const SourceTypeExtras>,
     descriptor: PluginDescriptor,
 }
 
@@ -118,6 +122,7 @@ impl Exported {
         };
         let mut options = Vec::new();
         let mut types = Vec::new();
+        let mut extras = Vec::new();
         for reg in &registrations {
             let opts: Vec<OptionDescriptor> = reg
                 .options
@@ -142,7 +147,16 @@ impl Exported {
                 options_len: opts.len(),
             });
             options.push(opts);
+            extras.push(SourceTypeExtras {
+                struct_size: size_of::<SourceTypeExtras>() as u32,
+                default_key: reg.default_key.map_or(std::ptr::null(), &mut cstr),
+            });
         }
+        // `extras` is not touched again, so pointers into it stay valid.
+        let extra_ptrs: Vec<*const SourceTypeExtras> = extras
+            .iter()
+            .map(|e| e as *const SourceTypeExtras)
+            .collect();
         let descriptor = PluginDescriptor {
             abi_major: abi::ABI_MAJOR,
             abi_minor: abi::ABI_MINOR,
@@ -157,12 +171,15 @@ impl Exported {
             committed,
             last_error,
             destroy,
+            source_type_extras: extra_ptrs.as_ptr(),
         };
         Exported {
             registrations,
             _strings: strings,
             _options: options,
             _types: types,
+            _extras: extras,
+            _extra_ptrs: extra_ptrs,
             descriptor,
         }
     }

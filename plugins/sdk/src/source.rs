@@ -207,6 +207,9 @@ pub trait SourceType: Source {
     const NAME: &'static str;
     /// One sentence for listings.
     const DESCRIPTION: &'static str;
+    /// The column whose value becomes the record key when the source's
+    /// config sets no `key` (e.g. `host` for host metrics).
+    const DEFAULT_KEY: Option<&'static str> = None;
     /// The accepted options.
     fn options() -> Vec<OptionSpec>;
 }

@@ -83,9 +83,8 @@ pub fn options() -> Vec<OptionSpec> {
             "host",
             OptionKind::String,
             None,
-            "Value of the `host` column; defaults to the kernel's host name. The plugin \
-             cannot choose the record key: set the source's `key = \"host\"` to key \
-             records by host.",
+            "Value of the `host` column; defaults to the kernel's host name. Records \
+             are keyed by this column unless the source sets another `key`.",
         ),
         flag(
             "cpu",

@@ -10,9 +10,9 @@
 //!   the `host` column, rate-limited error logs.
 //!
 //! Metrics are point in time, so there is nothing to resume: every batch
-//! goes to partition `sysmetrics` with the sample's timestamp (milliseconds,
-//! little-endian `i64`) as its checkpoint, which the daemon commits once
-//! delivered like any other source's.
+//! goes to partition `sysmetrics` with an empty checkpoint. Delivery is
+//! accounted like any other source's, and since the checkpoint never changes
+//! the daemon writes no offset file per sample.
 
 pub mod collect;
 pub mod config;
@@ -128,7 +128,7 @@ impl SysMetrics {
         Ok(Batch {
             records,
             partition: PARTITION.to_vec(),
-            checkpoint: timestamp_ms.to_le_bytes().to_vec(),
+            checkpoint: Vec::new(),
             lag: None,
         })
     }
@@ -178,6 +178,9 @@ impl SourceType for SysMetrics {
     const NAME: &'static str = "sysmetrics";
     const DESCRIPTION: &'static str =
         "Samples host CPU, memory, filesystems, disks and network from /proc and /sys.";
+    /// One host, one partition: rows are keyed by host name unless the
+    /// source sets another `key`.
+    const DEFAULT_KEY: Option<&'static str> = Some("host");
 
     fn options() -> Vec<OptionSpec> {
         config::options()
@@ -221,7 +224,13 @@ mod tests {
             let before = Instant::now();
             if let Poll::Batch(b) = s.poll(Duration::from_millis(50)).unwrap() {
                 assert_eq!(b.partition, PARTITION);
-                let ts = i64::from_le_bytes(b.checkpoint.try_into().unwrap());
+                assert!(b.checkpoint.is_empty(), "nothing to resume");
+                let column = b.records.column_by_name("timestamp").unwrap();
+                let ts = column
+                    .as_any()
+                    .downcast_ref::<arrow_array::TimestampMillisecondArray>()
+                    .unwrap()
+                    .value(0);
                 stamps.push(ts);
             }
             assert!(
