@@ -3,7 +3,7 @@
 # (wide rows, 1 s interval) next to collectd (cpu, memory, df, disk,
 # interface plugins, 1 s interval) writing to the same broker process with
 # write_kafka, both for DURATION seconds at the same time. Prints CPU% (from
-# /proc/<pid>/stat utime+stime deltas over the window), CPU ms per sample,
+# on-CPU nanoseconds from /proc/<pid>/task/*/schedstat over the window), CPU ms per sample,
 # peak RSS (VmHWM) of both, and the ratio of CPU per sample.
 # Targets (issue 5): CPU per sample <= collectd's, daemon RSS < 20 MB.
 #
@@ -30,7 +30,7 @@ fi
 cargo build --release -q -p tributary -p tributary-sysmetrics
 cargo build --release -q -p tributary-tests --bin mock-broker
 bin="$PWD/target/release"
-tick="$(getconf CLK_TCK)"
+tick=1000000000 # cpu_ticks and thread_ticks count nanoseconds
 
 "$bin/mock-broker" sysmetrics:1 collectd:1 > "$work/mock.addr" &
 pids+=($!)
@@ -117,9 +117,16 @@ CONF
     fi
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# thread_ticks PID NAME: utime+stime of the threads named NAME.
-thread_ticks() { cat /proc/"$1"/task/*/stat 2>/dev/null | awk -v n="($2)" '$2 == n {s += $14 + $15} END {print s + 0}'; }
+# CPU time in nanoseconds (schedstat: on-CPU time of each thread), summed
+# over the process's threads; clock ticks (1/100 s) are too coarse for a
+# process that works a few milliseconds per second.
+cpu_ticks() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
+# thread_ticks PID NAME: on-CPU nanoseconds of the threads named NAME.
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ]; then awk '{print $1}' "$t/schedstat"; fi
+    done | awk '{s += $1} END {printf "%d\n", s}'
+}
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 count_records() { # topic
     kcat -C -b "$mock" -t "$1" -o beginning -e -q 2>/dev/null | wc -l
@@ -178,9 +185,9 @@ row "  of which source thread" "$((s1 - s0))" 0
 row "  of which kafka-delivery thread" "$((k1 - k0))" 0
 row "$collectd_label" "$collectd_ticks" "$chwm"
 awk -v a="$tributary_ticks" -v b="$collectd_ticks" -v hz="$tick" 'BEGIN {
-    if (b == 0) { printf "\nCPU per sample: collectd used < 1 tick (1/%d s) in the window; ratio undefined\n", hz }
+    if (b == 0) { printf "\nCPU per sample: collectd used no measurable CPU in the window; ratio undefined\n" }
     else printf "\nCPU per sample: tributary / collectd = %.2fx (target <= 1.0x)\n", a / b }'
 awk -v h="$thwm" 'BEGIN { printf "tributary peak RSS %.1f MB (target < 20 MB)\n", h / 1024 }'
 echo "source thread: plugin sampling + JSON + producer send; kafka-delivery: the daemon's"
 echo "delivery-report poller (independent of the source; see the issue note on its idle cost)."
-echo "CPU from utime+stime ticks (1/$tick s) over the window; both processes sample once per second."
+echo "CPU from schedstat on-CPU nanoseconds over the window; both processes sample once per second."
