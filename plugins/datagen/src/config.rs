@@ -2,7 +2,7 @@
 //! host's JSON into a [`Config`].
 
 use serde_json::{Map, Value};
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec};
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object};
 
 use crate::generate::Kind;
 
@@ -88,20 +88,8 @@ pub struct Config {
 impl Config {
     /// Reads and checks the options, reporting every problem, not the first.
     pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
-        let empty = Map::new();
+        let obj = options_object(config)?;
         let mut issues = Vec::new();
-        let obj = match config {
-            Value::Object(obj) => obj,
-            // The host sends `{}` when there are no options; be lenient
-            // about `null` too.
-            Value::Null => &empty,
-            other => {
-                return Err(vec![ConfigIssue {
-                    key: None,
-                    message: format!("expected the options as a table, got {other}"),
-                }]);
-            }
-        };
 
         // The host rejects unknown keys before we see them; this is the
         // belt to its braces, so a typo can never silently use a default.

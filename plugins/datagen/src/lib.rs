@@ -112,24 +112,13 @@ fn now_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn issues_to_error(issues: Vec<ConfigIssue>) -> Error {
-    let parts: Vec<String> = issues
-        .into_iter()
-        .map(|i| match i.key {
-            Some(k) => format!("`{k}`: {}", i.message),
-            None => i.message,
-        })
-        .collect();
-    Error::new(format!("invalid options: {}", parts.join("; ")))
-}
-
 impl Source for Generator {
     fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
         Config::from_json(config).map(|_| ())
     }
 
     fn create(ctx: CreateContext) -> Result<Self, Error> {
-        let config = Config::from_json(&ctx.config).map_err(issues_to_error)?;
+        let config = Config::from_json(&ctx.config).map_err(Error::from)?;
         let next_seq = resume_seq(&ctx.checkpoints)?;
         for (partition, _) in ctx.checkpoints.iter().filter(|(p, _)| p != PARTITION) {
             ctx.log.warn(&format!(

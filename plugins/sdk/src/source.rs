@@ -122,6 +122,35 @@ impl ConfigIssue {
     }
 }
 
+/// Every problem at once, as the error `create` returns when the options it
+/// was given do not pass [`Source::validate`].
+impl From<Vec<ConfigIssue>> for Error {
+    fn from(issues: Vec<ConfigIssue>) -> Self {
+        let parts: Vec<String> = issues
+            .into_iter()
+            .map(|i| match i.key {
+                Some(k) => format!("`{k}`: {}", i.message),
+                None => i.message,
+            })
+            .collect();
+        Error(format!("invalid options: {}", parts.join("; ")))
+    }
+}
+
+/// The plugin options as a JSON object. The host sends `{}` when a source
+/// has no options; `null` is accepted as the same.
+pub fn options_object(config: &Value) -> Result<&serde_json::Map<String, Value>, Vec<ConfigIssue>> {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
+    match config {
+        Value::Object(obj) => Ok(obj),
+        Value::Null => Ok(EMPTY.get_or_init(serde_json::Map::new)),
+        other => Err(vec![ConfigIssue {
+            key: None,
+            message: format!("expected the options as a table, got {other}"),
+        }]),
+    }
+}
+
 /// The type of an option's value, as written in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionKind {
@@ -253,5 +282,39 @@ impl Logger {
     /// Logs at debug level.
     pub fn debug(&self, msg: &str) {
         self.emit(crate::abi::LOG_DEBUG, msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_an_object_and_null_counts_as_empty() {
+        let obj = serde_json::json!({"a": 1});
+        assert_eq!(options_object(&obj).unwrap().len(), 1);
+        assert!(options_object(&Value::Null).unwrap().is_empty());
+        let issues = options_object(&serde_json::json!([1])).unwrap_err();
+        assert_eq!(issues[0].key, None);
+        assert!(
+            issues[0]
+                .message
+                .contains("expected the options as a table")
+        );
+    }
+
+    #[test]
+    fn every_issue_is_in_the_create_error() {
+        let error = Error::from(vec![
+            ConfigIssue::key("rate", "must be positive"),
+            ConfigIssue {
+                key: None,
+                message: "bad table".into(),
+            },
+        ]);
+        assert_eq!(
+            error.to_string(),
+            "invalid options: `rate`: must be positive; bad table"
+        );
     }
 }

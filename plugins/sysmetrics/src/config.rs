@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value};
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec};
+use serde_json::Value;
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object};
 
 /// The shortest accepted `interval_ms`: below it the sampling itself
 /// becomes the load being measured.
@@ -204,17 +204,7 @@ pub struct Config {
 impl Config {
     /// Reads and checks the options, reporting every problem, not the first.
     pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
-        let empty = Map::new();
-        let obj = match config {
-            Value::Object(obj) => obj,
-            Value::Null => &empty,
-            other => {
-                return Err(vec![ConfigIssue {
-                    key: None,
-                    message: format!("expected the options as a table, got {other}"),
-                }]);
-            }
-        };
+        let obj = options_object(config)?;
         let mut issues = Vec::new();
         let known: Vec<&str> = options().iter().map(|o| o.name).collect();
         for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {

@@ -134,24 +134,13 @@ impl SysMetrics {
     }
 }
 
-fn issues_to_error(issues: Vec<ConfigIssue>) -> Error {
-    let parts: Vec<String> = issues
-        .into_iter()
-        .map(|i| match i.key {
-            Some(k) => format!("`{k}`: {}", i.message),
-            None => i.message,
-        })
-        .collect();
-    Error::new(format!("invalid options: {}", parts.join("; ")))
-}
-
 impl Source for SysMetrics {
     fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
         Config::from_json(config).map(|_| ())
     }
 
     fn create(ctx: CreateContext) -> Result<Self, Error> {
-        let config = Config::from_json(&ctx.config).map_err(issues_to_error)?;
+        let config = Config::from_json(&ctx.config).map_err(Error::from)?;
         // Checkpoints carry only the last sample's time: nothing to resume.
         Ok(SysMetrics::new(config, ctx.log))
     }
