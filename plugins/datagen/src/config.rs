@@ -2,7 +2,7 @@
 //! host's JSON into a [`Config`].
 
 use serde_json::{Map, Value};
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object};
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object, unknown_options};
 
 use crate::generate::Kind;
 
@@ -89,17 +89,8 @@ impl Config {
     /// Reads and checks the options, reporting every problem, not the first.
     pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
         let obj = options_object(config)?;
-        let mut issues = Vec::new();
-
-        // The host rejects unknown keys before we see them; this is the
-        // belt to its braces, so a typo can never silently use a default.
         let known: Vec<&str> = options().iter().map(|o| o.name).collect();
-        for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
-            issues.push(ConfigIssue::key(
-                key,
-                format!("unknown option; expected one of {}", known.join(", ")),
-            ));
-        }
+        let mut issues = unknown_options(obj, &known);
 
         let kind = match obj.get("kind") {
             None | Some(Value::Null) => Kind::Orders,

@@ -25,7 +25,7 @@ mod source;
 
 pub use source::{
     Batch, ConfigIssue, CreateContext, Error, Logger, OptionKind, OptionSpec, Poll, Source,
-    SourceType, options_object,
+    SourceType, options_object, unknown_options,
 };
 
 /// Re-exported so plugins build batches with the same Arrow the SDK exports.

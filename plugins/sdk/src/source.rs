@@ -151,6 +151,25 @@ pub fn options_object(config: &Value) -> Result<&serde_json::Map<String, Value>,
     }
 }
 
+/// An issue for every key of `options` not named in `known`. The host
+/// already refuses unknown keys before a plugin sees them; plugins check
+/// again so that a typo can never silently fall back to a default.
+pub fn unknown_options(
+    options: &serde_json::Map<String, Value>,
+    known: &[&str],
+) -> Vec<ConfigIssue> {
+    options
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            ConfigIssue::key(
+                k,
+                format!("unknown option; expected one of {}", known.join(", ")),
+            )
+        })
+        .collect()
+}
+
 /// The type of an option's value, as written in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionKind {
@@ -301,6 +320,15 @@ mod tests {
                 .message
                 .contains("expected the options as a table")
         );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_known_ones() {
+        let obj = serde_json::json!({"rate": 1, "colour": "blue"});
+        let issues = unknown_options(options_object(&obj).unwrap(), &["rate", "seed"]);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].key.as_deref(), Some("colour"));
+        assert!(issues[0].message.contains("rate, seed"));
     }
 
     #[test]

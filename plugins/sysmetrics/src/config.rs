@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object};
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object, unknown_options};
 
 /// The shortest accepted `interval_ms`: below it the sampling itself
 /// becomes the load being measured.
@@ -205,14 +205,8 @@ impl Config {
     /// Reads and checks the options, reporting every problem, not the first.
     pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
         let obj = options_object(config)?;
-        let mut issues = Vec::new();
         let known: Vec<&str> = options().iter().map(|o| o.name).collect();
-        for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
-            issues.push(ConfigIssue::key(
-                key,
-                format!("unknown option; expected one of {}", known.join(", ")),
-            ));
-        }
+        let mut issues = unknown_options(obj, &known);
         let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
 
         let interval_ms = match get("interval_ms") {
