@@ -19,6 +19,7 @@ compile_error!(
 );
 
 pub mod abi;
+pub mod dead_letter;
 #[doc(hidden)]
 pub mod export;
 mod source;
