@@ -250,6 +250,10 @@ pub struct SourceConfig {
     pub topic: String,
     /// Column whose value becomes the record key; `None` for keyless records.
     pub key: Option<String>,
+    /// Where rows the plugin could not read go (its `on_error =
+    /// "dead_letter"` policy), with headers naming the error; required by
+    /// that policy, created like `topic`.
+    pub dead_letter_topic: Option<String>,
     pub format: Format,
     /// `false` keeps the source in the config (and checked) without running
     /// it.
@@ -272,6 +276,7 @@ impl PartialEq for SourceConfig {
             && self.source_type == other.source_type
             && self.topic == other.topic
             && self.key == other.key
+            && self.dead_letter_topic == other.dead_letter_topic
             && self.format == other.format
             && self.enabled == other.enabled
             && self.options == other.options
@@ -285,6 +290,7 @@ impl fmt::Debug for SourceConfig {
             .field("source_type", &self.source_type)
             .field("topic", &self.topic)
             .field("key", &self.key)
+            .field("dead_letter_topic", &self.dead_letter_topic)
             .field("format", &self.format)
             .field("enabled", &self.enabled)
             .field("options", &Redacted(self.options.keys()))

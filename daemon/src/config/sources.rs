@@ -70,6 +70,7 @@ impl Sources<'_> {
         let mut source_type = None;
         let mut topic = None;
         let mut record_key = None;
+        let mut dead_letter_topic = None;
         let mut format = Format::Json;
         let mut enabled = true;
         let mut options = serde_json::Map::new();
@@ -98,6 +99,15 @@ impl Sources<'_> {
                     }
                 }
                 "key" => record_key = ctx.non_empty_string(item, &key),
+                "dead_letter_topic" => {
+                    if let Some(value) = ctx.string(item, &key) {
+                        if valid_topic(&value) {
+                            dead_letter_topic = Some(value);
+                        } else {
+                            ctx.error(item.span(), &key, TOPIC_RULE);
+                        }
+                    }
+                }
                 "format" => match ctx.string(item, &key).as_deref() {
                     Some("json") => format = Format::Json,
                     Some(_) => ctx.error(item.span(), &key, "expected one of: json"),
@@ -126,6 +136,20 @@ impl Sources<'_> {
             }
         }
 
+        // Dead letters need somewhere to go before the first bad row, not
+        // at it: the policy is checked here for every plugin that follows
+        // the `on_error` convention.
+        if options.get("on_error").and_then(serde_json::Value::as_str) == Some("dead_letter")
+            && dead_letter_topic.is_none()
+            && let Some(at) = option_locations.get("on_error")
+        {
+            ctx.errors.push(ConfigError::new(
+                Some(at.clone()),
+                Some(source_key(&label, "on_error")),
+                "`dead_letter` needs `dead_letter_topic`, the topic bad rows are sent to",
+            ));
+        }
+
         if let Some((name, name_span)) = &name {
             let here = ctx.location(name_span.clone());
             match self.names.get(name) {
@@ -149,6 +173,7 @@ impl Sources<'_> {
                 source_type,
                 topic,
                 key: record_key,
+                dead_letter_topic,
                 format,
                 enabled,
                 options,
@@ -419,6 +444,33 @@ n = 1
             (Some("/t.toml"), 9, 1)
         );
         assert_eq!(source.option_locations["nested"].line, 14);
+    }
+
+    #[test]
+    fn dead_letter_policy_needs_a_dead_letter_topic() {
+        let errors = errors_of(parse(&format!("{SOURCE}on_error = \"dead_letter\"\n")));
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:5:1: `source[orders].on_error`: `dead_letter` needs `dead_letter_topic`, the topic bad rows are sent to"
+            ]
+        );
+        let config = parse(&format!(
+            "{SOURCE}on_error = \"dead_letter\"\ndead_letter_topic = \"orders.dlq\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.sources[0].dead_letter_topic.as_deref(),
+            Some("orders.dlq")
+        );
+        assert!(!config.sources[0].options.contains_key("dead_letter_topic"));
+        let errors = errors_of(parse(&format!("{SOURCE}dead_letter_topic = \"a b\"\n")));
+        assert_eq!(
+            errors,
+            [format!(
+                "/t.toml:5:21: `source[orders].dead_letter_topic`: {TOPIC_RULE}"
+            )]
+        );
     }
 
     #[test]

@@ -61,6 +61,21 @@ pub enum SourceError {
         /// How long it was given.
         grace: Duration,
     },
+    /// The plugin sent rows it could not read, and the source has no
+    /// `dead_letter_topic` to put them in. Nothing is skipped: the source
+    /// stops before them.
+    #[error(
+        "the plugin returned rows for the dead-letter topic, but the source has no `dead_letter_topic`"
+    )]
+    NoDeadLetterTopic,
+    /// A dead-letter batch without the columns the SDK defines.
+    #[error(
+        "the plugin returned a dead-letter batch whose column `{column}` is missing, has nulls, or has the wrong type"
+    )]
+    MalformedDeadLetters {
+        /// The column at fault.
+        column: String,
+    },
     /// A task or thread of the daemon itself failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,7 +127,7 @@ pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Canc
         // A stop during start-up (broker unreachable) must not wait for
         // metadata timeouts.
         let topic = tokio::select! {
-            r = kafka.ensure_topic(&ctx.config.topic) => r,
+            r = ensure_topics(&kafka, &ctx.config) => r,
             () = shutdown.cancelled() => {
                 status.set_state(SourceState::Stopped);
                 return;
@@ -171,6 +186,18 @@ pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Canc
             }
         }
     }
+}
+
+/// Creates the source's topic, and its dead-letter topic when it has one.
+async fn ensure_topics(
+    kafka: &Kafka,
+    config: &crate::config::SourceConfig,
+) -> Result<(), ProducerError> {
+    kafka.ensure_topic(&config.topic).await?;
+    if let Some(dead_letters) = &config.dead_letter_topic {
+        kafka.ensure_topic(dead_letters).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, UInt64Array};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Notify, oneshot};
@@ -35,6 +37,7 @@ use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
 use crate::producer::Producer;
 use crate::serialize::RecordSerializer;
+use tributary_plugin_sdk::dead_letter;
 
 /// How long one `poll` may wait; also how quickly a stop is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -277,52 +280,143 @@ impl SourceThread {
                 .lag
                 .store(i64::try_from(lag).unwrap_or(i64::MAX), Ordering::Relaxed);
         }
+        if dead_letter::is_dead_letter(batch.records.schema_ref()) {
+            return self.send_dead_letters(batch);
+        }
         let serialized = serializer.serialize(&batch.records)?;
         let bytes = serialized.values.len() as u64;
-        let id = {
-            let mut acks = lock(&self.shared.acks);
-            acks.outstanding += 1;
-            acks.tracker.register(&batch.partition, batch.checkpoint)
-        };
-        let batch_handle =
-            BatchHandle::new(BatchAck::new(rows, self.completion(id, rows as u64, bytes)));
-        self.status
-            .in_flight
-            .fetch_add(rows as i64, Ordering::Relaxed);
+        let mut batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
         for i in 0..serialized.len() {
             let mut record = BaseRecord::with_opaque_to(&self.config.topic, batch_handle.opaque())
                 .payload(serialized.value(i));
             if let Some(key) = serialized.key(i) {
                 record = record.key(key);
             }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        if self.stop.is_cancelled() {
-                            batch_handle.abandon(rows, i);
-                            self.abandon(rows);
-                            return Ok(false);
-                        }
-                        record = r;
-                        // Serve delivery reports while waiting: they are
-                        // what frees queue space, and serving them here
-                        // saves waking the delivery thread for each one.
-                        self.producer.poll(QUEUE_FULL_WAIT);
-                    }
-                    Err((e, _)) => {
-                        batch_handle.abandon(rows, i);
-                        self.abandon(rows);
-                        return Err(SourceError::Produce {
-                            topic: self.config.topic.clone(),
-                            source: e,
-                        });
-                    }
-                }
-            }
+            let Some(handle) =
+                self.send_record(record, batch_handle, rows, i, &self.config.topic)?
+            else {
+                return Ok(false);
+            };
+            batch_handle = handle;
         }
         batch_handle.sent_all();
         Ok(true)
+    }
+
+    /// Sends the raw rows of a dead-letter batch to the dead-letter topic,
+    /// with headers naming the error, through the same ordered
+    /// acknowledgement: the checkpoint after a bad row is committed only
+    /// once its dead-letter record is acknowledged.
+    fn send_dead_letters(&self, batch: Polled) -> Result<bool, SourceError> {
+        let Some(topic) = self.config.dead_letter_topic.as_deref() else {
+            return Err(SourceError::NoDeadLetterTopic);
+        };
+        let letters = DeadLetters::from_batch(&batch.records)?;
+        let rows = letters.raw.len();
+        let mut classes: Vec<(String, u64)> = Vec::new();
+        for i in 0..rows {
+            let class = letters.class.value(i);
+            match classes.iter_mut().find(|(c, _)| c == class) {
+                Some((_, n)) => *n += 1,
+                None => classes.push((class.to_owned(), 1)),
+            }
+        }
+        // One line per batch, not per row: a file of bad rows must not
+        // flood the journal. Every row's details travel in its headers.
+        if rows > 0 {
+            tracing::warn!(
+                rows,
+                topic,
+                class = letters.class.value(0),
+                file = letters.file.value(0),
+                line = letters.line.value(0),
+                error = letters.message.value(0),
+                "Rows sent to the dead-letter topic; the first is shown."
+            );
+        }
+        let mut batch_handle = self.register(&batch, Delivered::DeadLetters(classes));
+        for i in 0..rows {
+            let line = letters.line.value(i).to_string();
+            let headers = OwnedHeaders::new_with_capacity(5)
+                .insert(header(
+                    dead_letter::header::ERROR_CLASS,
+                    letters.class.value(i),
+                ))
+                .insert(header(
+                    dead_letter::header::ERROR_MESSAGE,
+                    letters.message.value(i),
+                ))
+                .insert(header(dead_letter::header::FILE, letters.file.value(i)))
+                .insert(header(dead_letter::header::LINE, &line))
+                .insert(header(dead_letter::header::SOURCE, &self.config.name));
+            let record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, batch_handle.opaque())
+                .payload(letters.raw.value(i))
+                .headers(headers);
+            let Some(handle) = self.send_record(record, batch_handle, rows, i, topic)? else {
+                return Ok(false);
+            };
+            batch_handle = handle;
+        }
+        batch_handle.sent_all();
+        Ok(true)
+    }
+
+    /// Registers a polled batch with the ack tracker and counts its rows in
+    /// flight.
+    fn register(&self, batch: &Polled, delivered: Delivered) -> BatchHandle {
+        let rows = batch.records.num_rows();
+        let id = {
+            let mut acks = lock(&self.shared.acks);
+            acks.outstanding += 1;
+            acks.tracker
+                .register(&batch.partition, batch.checkpoint.clone())
+        };
+        self.status
+            .in_flight
+            .fetch_add(rows as i64, Ordering::Relaxed);
+        BatchHandle::new(BatchAck::new(rows, self.completion(id, rows, delivered)))
+    }
+
+    /// Hands record `index` of a batch of `rows` to the producer, waiting
+    /// for queue space, and gives the batch back. On `None` (stopped while
+    /// waiting) or an error the batch is abandoned.
+    fn send_record<K, P>(
+        &self,
+        mut record: BaseRecord<'_, K, P, usize>,
+        batch_handle: BatchHandle,
+        rows: usize,
+        index: usize,
+        topic: &str,
+    ) -> Result<Option<BatchHandle>, SourceError>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(Some(batch_handle)),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    if self.stop.is_cancelled() {
+                        batch_handle.abandon(rows, index);
+                        self.abandon(rows);
+                        return Ok(None);
+                    }
+                    record = r;
+                    // Serve delivery reports while waiting: they are
+                    // what frees queue space, and serving them here
+                    // saves waking the delivery thread for each one.
+                    self.producer.poll(QUEUE_FULL_WAIT);
+                }
+                Err((e, _)) => {
+                    batch_handle.abandon(rows, index);
+                    self.abandon(rows);
+                    return Err(SourceError::Produce {
+                        topic: topic.to_owned(),
+                        source: e,
+                    });
+                }
+            }
+        }
     }
 
     fn abandon(&self, rows: usize) {
@@ -337,18 +431,32 @@ impl SourceThread {
     fn completion(
         &self,
         id: super::ack::BatchId,
-        rows: u64,
-        bytes: u64,
+        rows: usize,
+        delivered: Delivered,
     ) -> super::delivery::Completion {
         let shared = self.shared.clone();
         let status = self.status.clone();
-        let topic = self.config.topic.clone();
+        let topic = match &delivered {
+            Delivered::Records { .. } => self.config.topic.clone(),
+            Delivered::DeadLetters(_) => self.config.dead_letter_topic.clone().unwrap_or_default(),
+        };
         Box::new(move |error| {
             status.in_flight.fetch_sub(rows as i64, Ordering::Relaxed);
             match error {
                 None => {
-                    status.records_produced.fetch_add(rows, Ordering::Relaxed);
-                    status.bytes_produced.fetch_add(bytes, Ordering::Relaxed);
+                    match &delivered {
+                        Delivered::Records { rows, bytes } => {
+                            status
+                                .records_produced
+                                .fetch_add(*rows as u64, Ordering::Relaxed);
+                            status.bytes_produced.fetch_add(*bytes, Ordering::Relaxed);
+                        }
+                        Delivered::DeadLetters(classes) => {
+                            for (class, n) in classes {
+                                status.add_dead_lettered(class, *n);
+                            }
+                        }
+                    }
                     let mut acks = lock(&shared.acks);
                     acks.outstanding -= 1;
                     // An unchanged checkpoint (a source with nothing to
@@ -373,6 +481,56 @@ impl SourceThread {
     }
 }
 
+/// What a batch's acknowledgement counts as.
+#[derive(Debug)]
+enum Delivered {
+    /// Serialised rows to the source's topic.
+    Records { rows: usize, bytes: u64 },
+    /// Dead letters, counted per error class.
+    DeadLetters(Vec<(String, u64)>),
+}
+
+/// The columns of a dead-letter batch, checked.
+struct DeadLetters<'a> {
+    raw: &'a BinaryArray,
+    class: &'a StringArray,
+    message: &'a StringArray,
+    file: &'a StringArray,
+    line: &'a UInt64Array,
+}
+
+impl<'a> DeadLetters<'a> {
+    fn from_batch(batch: &'a RecordBatch) -> Result<Self, SourceError> {
+        fn column<'b, T: 'static>(
+            batch: &'b RecordBatch,
+            name: &str,
+        ) -> Result<&'b T, SourceError> {
+            batch
+                .column_by_name(name)
+                .filter(|c| c.null_count() == 0)
+                .and_then(|c| c.as_any().downcast_ref::<T>())
+                .ok_or_else(|| SourceError::MalformedDeadLetters {
+                    column: name.to_owned(),
+                })
+        }
+        use dead_letter::column;
+        Ok(DeadLetters {
+            raw: column(batch, column::RAW)?,
+            class: column(batch, column::ERROR_CLASS)?,
+            message: column(batch, column::ERROR_MESSAGE)?,
+            file: column(batch, column::FILE)?,
+            line: column(batch, column::LINE)?,
+        })
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
 /// Commits delivered checkpoints every interval until the plugin loop has
 /// ended and every registered batch is settled, a delivery fails, or the
 /// drain timeout passes after `stop`. Ends with a final commit.
@@ -390,30 +548,47 @@ async fn track(
         tokio::time::sleep(ctx.drain_timeout).await;
     };
     tokio::pin!(drain_deadline);
-    let mut loop_end: Option<RunEnd> = None;
+    let mut loop_end: Option<Result<RunEnd, SourceError>> = None;
+    // After the plugin side fails, records already handed to the producer
+    // still get their reports; waiting for them (up to the drain timeout)
+    // lets the commit cover them, so the restart repeats less.
+    let mut failure_drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let outcome = loop {
         if let Some(e) = lock(&shared.failure).take() {
             break Err(e);
         }
-        if let Some(end) = loop_end
-            && lock(&shared.acks).outstanding == 0
-        {
-            break Ok(end);
+        if loop_end.is_some() && lock(&shared.acks).outstanding == 0 {
+            break loop_end.take().unwrap_or(Ok(RunEnd::Stopped));
         }
         tokio::select! {
             r = &mut loop_rx, if loop_end.is_none() => match r {
-                Ok(Ok(end)) => loop_end = Some(end),
-                Ok(Err(e)) => break Err(e),
+                Ok(Ok(end)) => loop_end = Some(Ok(end)),
+                Ok(Err(e)) => {
+                    loop_end = Some(Err(e));
+                    failure_drain = Some(Box::pin(tokio::time::sleep(ctx.drain_timeout)));
+                }
                 Err(_) => break Err(SourceError::Internal("the source thread vanished".into())),
             },
             () = shared.wake.notified() => {}
             _ = ticker.tick() => commit(ctx, shared, &notice_tx).await,
+            () = async {
+                if let Some(sleep) = failure_drain.as_mut() {
+                    sleep.await;
+                }
+            }, if failure_drain.is_some() => {
+                break loop_end.take().unwrap_or(Ok(RunEnd::Stopped));
+            }
             () = &mut drain_deadline => {
                 tracing::warn!(
                     batches = lock(&shared.acks).outstanding,
                     "Drain timeout reached; undelivered records will be sent again after restart."
                 );
-                break Ok(RunEnd::Stopped);
+                // Not `Finished`, even if the plugin was: some of its
+                // records are not committed.
+                match loop_end.take() {
+                    Some(Err(e)) => break Err(e),
+                    _ => break Ok(RunEnd::Stopped),
+                }
             }
         }
     };

@@ -1,5 +1,6 @@
 //! What each source is doing, shared between its tasks and observers.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -63,7 +64,17 @@ pub struct SourceStatus {
     pub in_flight: AtomicI64,
     /// Units behind at the source as the plugin reports them, or -1.
     pub lag: AtomicI64,
+    /// Rows the plugin could not read whose dead-letter record Kafka
+    /// acknowledged, by error class.
+    dead_lettered: Mutex<BTreeMap<String, u64>>,
 }
+
+/// Most distinct dead-letter error classes kept per source; later ones are
+/// counted as [`OTHER_CLASS`]. Classes become metric labels, so a plugin
+/// that puts data in them must not grow the label set without bound.
+const MAX_ERROR_CLASSES: usize = 32;
+/// The class that absorbs classes beyond [`MAX_ERROR_CLASSES`].
+pub const OTHER_CLASS: &str = "other";
 
 impl SourceStatus {
     /// A fresh status in `Starting`.
@@ -83,6 +94,7 @@ impl SourceStatus {
             commit_failures: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             lag: AtomicI64::new(-1),
+            dead_lettered: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -112,6 +124,30 @@ impl SourceStatus {
         *lock(&self.last_commit) = Some(Instant::now());
     }
 
+    /// Counts `rows` dead letters of `class` as delivered.
+    pub fn add_dead_lettered(&self, class: &str, rows: u64) {
+        let mut counts = lock(&self.dead_lettered);
+        let class = if counts.contains_key(class) || counts.len() < MAX_ERROR_CLASSES {
+            class
+        } else {
+            OTHER_CLASS
+        };
+        *counts.entry(class.to_owned()).or_default() += rows;
+    }
+
+    /// Delivered dead letters by error class.
+    pub fn dead_lettered(&self) -> Vec<(String, u64)> {
+        lock(&self.dead_lettered)
+            .iter()
+            .map(|(class, n)| (class.clone(), *n))
+            .collect()
+    }
+
+    /// Delivered dead letters of every class.
+    pub fn dead_lettered_total(&self) -> u64 {
+        lock(&self.dead_lettered).values().sum()
+    }
+
     /// Time since the last successful commit.
     pub fn since_last_commit(&self) -> Option<Duration> {
         lock(&self.last_commit).map(|t| t.elapsed())
@@ -122,4 +158,24 @@ impl SourceStatus {
 /// stay consistent even if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_classes_are_bounded() {
+        let status = SourceStatus::new("s", "t");
+        for i in 0..100 {
+            status.add_dead_lettered(&format!("class{i}"), 1);
+        }
+        status.add_dead_lettered("class0", 2);
+        let counts = status.dead_lettered();
+        assert_eq!(counts.len(), MAX_ERROR_CLASSES + 1);
+        assert_eq!(status.dead_lettered_total(), 102);
+        let get = |c: &str| counts.iter().find(|(k, _)| k == c).map(|(_, n)| *n);
+        assert_eq!(get("class0"), Some(3));
+        assert_eq!(get(OTHER_CLASS), Some(100 - MAX_ERROR_CLASSES as u64));
+    }
 }

@@ -264,8 +264,18 @@ impl PluginInstance {
                 "a batch's top-level struct must not have null rows".into()
             ));
         }
+        let mut records = RecordBatch::from(struct_array);
+        // Schema-level metadata (e.g. the dead-letter mark) travels on the
+        // schema, not on the struct's data type.
+        let schema = arrow_schema::Schema::try_from(&out.schema)
+            .map_err(|e| bad(format!("invalid Arrow schema: {e}")))?;
+        if !schema.metadata().is_empty() {
+            records = records
+                .with_schema(Arc::new(schema))
+                .map_err(|e| bad(format!("invalid Arrow schema: {e}")))?;
+        }
         Ok(Polled {
-            records: RecordBatch::from(struct_array),
+            records,
             partition,
             checkpoint,
             lag: u64::try_from(out.lag).ok(),

@@ -358,8 +358,12 @@ unsafe extern "C" fn create<P: Plugin>(
 }
 
 fn export_batch(batch: Batch, out: &mut PolledBatch) -> Result<(), Error> {
+    let schema = batch.records.schema();
     let array = StructArray::from(batch.records);
-    let (ffi_array, ffi_schema) = arrow_array::ffi::to_ffi(&array.to_data())?;
+    let (ffi_array, _) = arrow_array::ffi::to_ffi(&array.to_data())?;
+    // The schema as a whole, not the struct's data type: only the schema
+    // carries its metadata (e.g. the dead-letter mark) across.
+    let ffi_schema = abi::FFI_ArrowSchema::try_from(schema.as_ref())?;
     // The previous values are the host's empty placeholders; assigning drops
     // them, which is a no-op for empty Arrow structs and `OwnedBytes`.
     out.array = ffi_array;

@@ -1,0 +1,176 @@
+//! Rows a plugin cannot read go to the source's dead-letter topic with
+//! headers naming the error, and the offset passes a bad row only once its
+//! dead-letter record is acknowledged: across crashes, every row is either
+//! in the topic or in the dead-letter topic.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tributary_plugin_sdk::dead_letter::header;
+use tributary_tests::*;
+
+/// Every Nth row is unreadable.
+const EVERY: u64 = 100;
+
+/// A plugin directory with the faulty fixture under a loadable name.
+fn plugin_dir(dir: &TempDir) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let from = plugin_lib("fixture_faulty");
+    std::fs::copy(&from, plugins.join("libtributary_faulty.so"))
+        .unwrap_or_else(|e| panic!("copy {} (build it first): {e}", from.display()));
+    plugins
+}
+
+fn faulty_source(count: u64, dead_letter_topic: Option<&str>) -> String {
+    let mut text = format!(
+        "[[source]]\nname = \"rows\"\ntype = \"faulty\"\ntopic = \"rows\"\n\
+         count = {count}\nrate_per_sec = 2000\ndead_letter_every = {EVERY}\n"
+    );
+    if let Some(topic) = dead_letter_topic {
+        text.push_str(&format!("dead_letter_topic = {}\n", toml_str(topic)));
+    }
+    text
+}
+
+/// The headers of every record in `topic` (one partition is enough: the
+/// dead-letter records have no key, but all partitions are read).
+fn read_headers(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<(String, String)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("dlq-headers-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_owned(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(headers);
+        }
+    }
+    out
+}
+
+#[test]
+fn dead_letters_survive_kill_9_and_carry_their_error() {
+    let dir = TempDir::new("dead-letters");
+    let broker = Broker::start_mock(1);
+    let count = 6_000;
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .drop_in("rows.toml", faulty_source(count, Some("rows.dlq")));
+    spec.plugin_dirs = vec![plugin_dir(&dir)];
+    let config = write_config(dir.path(), &spec);
+    let offsets = dir.join("offsets");
+
+    // Two crashes mid-run, then a run to the end.
+    for round in 0..2 {
+        let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
+        let target = (round + 1) * count / 3;
+        let reached = wait_until(Duration::from_secs(60), || {
+            committed_seq(&offsets, "rows").is_some_and(|s| s >= target)
+        });
+        assert!(reached, "no progress:\n{}", daemon.log_text());
+        daemon.kill9();
+    }
+    let mut daemon = Daemon::start(&config, &dir.join("daemon-last.log"));
+    let finished = wait_until(Duration::from_secs(60), || {
+        committed_seq(&offsets, "rows") == Some(count)
+    });
+    assert!(finished, "did not finish:\n{}", daemon.log_text());
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+
+    let bad: BTreeSet<u64> = (0..count).filter(|s| s % EVERY == EVERY - 1).collect();
+    let good = consume_seqs(&broker.bootstrap(), "rows", count, Duration::from_secs(60));
+    let letters = consume_seqs(
+        &broker.bootstrap(),
+        "rows.dlq",
+        count,
+        Duration::from_secs(20),
+    );
+    let good_seqs: BTreeSet<u64> = good.records.iter().map(|r| r.seq).collect();
+    let letter_seqs: BTreeSet<u64> = letters.records.iter().map(|r| r.seq).collect();
+    assert!(
+        good_seqs.is_disjoint(&bad),
+        "an unreadable row reached the topic"
+    );
+    assert_eq!(letter_seqs, bad, "dead letters: {letters:?}");
+    let missing: Vec<u64> = (0..count)
+        .filter(|s| !good_seqs.contains(s) && !letter_seqs.contains(s))
+        .take(20)
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+
+    let headers = read_headers(&broker.bootstrap(), "rows.dlq", bad.len());
+    assert!(headers.len() >= bad.len(), "{headers:?}");
+    for h in &headers {
+        let get = |k: &str| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get(header::ERROR_CLASS), Some("unreadable"), "{h:?}");
+        assert_eq!(get(header::SOURCE), Some("rows"), "{h:?}");
+        assert_eq!(get(header::FILE), Some("faulty"), "{h:?}");
+        let line: u64 = get(header::LINE).and_then(|l| l.parse().ok()).unwrap();
+        assert_eq!(line % EVERY, 0, "line {line} is not the line of a bad row");
+        assert!(
+            get(header::ERROR_MESSAGE).is_some_and(|m| m.contains("unreadable")),
+            "{h:?}"
+        );
+    }
+}
+
+#[test]
+fn dead_letters_without_a_topic_halt_the_source_before_them() {
+    let dir = TempDir::new("dead-letters-no-topic");
+    let broker = Broker::start_mock(1);
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .drop_in("rows.toml", faulty_source(1_000, None));
+    spec.plugin_dirs = vec![plugin_dir(&dir)];
+    let config = write_config(dir.path(), &spec);
+    let offsets = dir.join("offsets");
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let failed = wait_until(Duration::from_secs(30), || {
+        daemon.log_text().contains("has no `dead_letter_topic`")
+    });
+    assert!(failed, "no clear error:\n{}", daemon.log_text());
+    // Restarted with backoff, and failing again at the same row.
+    let again = wait_until(Duration::from_secs(30), || {
+        daemon
+            .log_text()
+            .matches("has no `dead_letter_topic`")
+            .count()
+            >= 2
+    });
+    assert!(again, "not restarted:\n{}", daemon.log_text());
+    assert!(daemon.is_running(), "{}", daemon.log_text());
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // Rows 0..=98 are good; row 99 is unreadable and has nowhere to go, so
+    // the offset never passes it.
+    assert_eq!(committed_seq(&offsets, "rows"), Some(EVERY - 1));
+}
