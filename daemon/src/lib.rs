@@ -11,6 +11,7 @@ pub mod plugin;
 pub mod producer;
 pub mod serialize;
 pub mod signals;
+pub mod systemd;
 pub mod validate;
 
 use std::sync::Arc;
@@ -108,6 +109,13 @@ pub async fn run_with(
         bootstrap_servers = kafka.bootstrap_servers(),
         "Daemon running."
     );
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    notifier.ready(&format!("Running {} source(s).", statuses.len()));
+    let watchdog = tokio::spawn(systemd::feed_watchdog(
+        notifier.clone(),
+        statuses.clone(),
+        shutdown.clone(),
+    ));
     let progress = tokio::spawn(report_progress(statuses.clone(), shutdown.clone()));
     if options.exit_when_finished {
         tokio::select! {
@@ -118,8 +126,10 @@ pub async fn run_with(
     } else {
         shutdown.cancelled().await;
     }
+    notifier.stopping();
     tasks.wait().await;
     progress.abort();
+    watchdog.abort();
     kafka.flush(Duration::from_secs(1));
     let unfinished: Vec<String> = statuses
         .iter()

@@ -50,8 +50,20 @@ impl Daemon {
     /// [`Daemon::start`] with extra `run` arguments, e.g.
     /// `["--exit-when-finished"]` for finite inputs.
     pub fn start_with_args(config: &Path, log: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(config, log, args, &[])
+    }
+
+    /// [`Daemon::start_with_args`] with extra environment variables, e.g.
+    /// systemd's `NOTIFY_SOCKET`.
+    pub fn start_with_env(
+        config: &Path,
+        log: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let mut cmd = Command::new(daemon_bin());
         cmd.arg("run").arg("--config").arg(config).args(args);
+        cmd.envs(env.iter().copied());
         default_log_env(&mut cmd);
         let child = process::spawn_logged(&mut cmd, log);
         Daemon {

@@ -243,6 +243,7 @@ impl SourceThread {
         notices: &Notices,
     ) -> Result<RunEnd, SourceError> {
         loop {
+            self.status.beat();
             while let Ok((partition, checkpoint)) = notices.try_recv() {
                 instance.committed(&partition, &checkpoint)?;
             }
@@ -402,6 +403,8 @@ impl SourceThread {
                         return Ok(None);
                     }
                     record = r;
+                    // Waiting for the broker is not a wedged pipeline.
+                    self.status.beat();
                     // Serve delivery reports while waiting: they are
                     // what frees queue space, and serving them here
                     // saves waking the delivery thread for each one.

@@ -67,6 +67,17 @@ pub struct SourceStatus {
     /// Rows the plugin could not read whose dead-letter record Kafka
     /// acknowledged, by error class.
     dead_lettered: Mutex<BTreeMap<String, u64>>,
+    /// When the source's thread last came back from the plugin or from
+    /// waiting for queue space, in milliseconds since [`epoch`]; 0 before
+    /// the first time. The systemd watchdog reads it to tell a wedged
+    /// pipeline from an idle one.
+    heartbeat_ms: AtomicU64,
+}
+
+/// The origin of heartbeat times.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// Most distinct dead-letter error classes kept per source; later ones are
@@ -95,6 +106,7 @@ impl SourceStatus {
             in_flight: AtomicI64::new(0),
             lag: AtomicI64::new(-1),
             dead_lettered: Mutex::new(BTreeMap::new()),
+            heartbeat_ms: AtomicU64::new(0),
         }
     }
 
@@ -105,6 +117,11 @@ impl SourceStatus {
 
     /// Moves to `state`.
     pub fn set_state(&self, state: SourceState) {
+        if state == SourceState::Running {
+            // A fresh run starts with a fresh heartbeat, not the last one
+            // of a thread that failed.
+            self.beat();
+        }
         *lock(&self.state) = state;
     }
 
@@ -122,6 +139,21 @@ impl SourceStatus {
     pub fn committed(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         *lock(&self.last_commit) = Some(Instant::now());
+    }
+
+    /// Notes that the source's thread is alive and not stuck in the plugin.
+    pub fn beat(&self) {
+        let ms = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+        // 0 means "never"; a beat in the first millisecond counts as 1.
+        self.heartbeat_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Time since the last [`beat`](Self::beat), or `None` before the first.
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        match self.heartbeat_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(epoch().elapsed().saturating_sub(Duration::from_millis(ms))),
+        }
     }
 
     /// Counts `rows` dead letters of `class` as delivered.
