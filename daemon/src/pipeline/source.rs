@@ -145,6 +145,7 @@ pub async fn run_once(
         shared: shared.clone(),
         stop: thread_stop.clone(),
         span: tracing::Span::current(),
+        write_to_ack: crate::metrics::global().write_to_ack(&ctx.config.name),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -182,6 +183,8 @@ struct SourceThread {
     shared: Arc<Shared>,
     stop: CancellationToken,
     span: tracing::Span,
+    /// The source's write-to-ack histogram, observed once per batch.
+    write_to_ack: prometheus::Histogram,
 }
 
 impl SourceThread {
@@ -277,7 +280,17 @@ impl SourceThread {
                 .lag
                 .store(i64::try_from(lag).unwrap_or(i64::MAX), Ordering::Relaxed);
         }
-        let serialized = serializer.serialize(&batch.records)?;
+        let serialized = match serializer.serialize(&batch.records) {
+            Ok(s) => s,
+            Err(e) => {
+                crate::metrics::global().records_failed(
+                    &self.config.name,
+                    crate::metrics::error_class::SERIALIZE,
+                    rows as u64,
+                );
+                return Err(e.into());
+            }
+        };
         let bytes = serialized.values.len() as u64;
         let id = {
             let mut acks = lock(&self.shared.acks);
@@ -313,6 +326,11 @@ impl SourceThread {
                     Err((e, _)) => {
                         batch_handle.abandon(rows, i);
                         self.abandon(rows);
+                        crate::metrics::global().records_failed(
+                            &self.config.name,
+                            crate::metrics::kafka_error_class(&e),
+                            (rows - i) as u64,
+                        );
                         return Err(SourceError::Produce {
                             topic: self.config.topic.clone(),
                             source: e,
@@ -343,10 +361,13 @@ impl SourceThread {
         let shared = self.shared.clone();
         let status = self.status.clone();
         let topic = self.config.topic.clone();
+        let write_to_ack = self.write_to_ack.clone();
+        let sent = std::time::Instant::now();
         Box::new(move |error| {
             status.in_flight.fetch_sub(rows as i64, Ordering::Relaxed);
             match error {
                 None => {
+                    write_to_ack.observe(sent.elapsed().as_secs_f64());
                     status.records_produced.fetch_add(rows, Ordering::Relaxed);
                     status.bytes_produced.fetch_add(bytes, Ordering::Relaxed);
                     let mut acks = lock(&shared.acks);
@@ -361,6 +382,11 @@ impl SourceThread {
                     }
                 }
                 Some(e) => {
+                    crate::metrics::global().records_failed(
+                        &status.name,
+                        crate::metrics::kafka_error_class(&e),
+                        rows,
+                    );
                     lock(&shared.acks).outstanding -= 1;
                     lock(&shared.failure).get_or_insert(SourceError::Delivery {
                         topic: topic.clone(),
@@ -457,11 +483,11 @@ async fn commit(
             }
         }
         Ok(Err(e)) => {
-            ctx.status.commit_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.status.commit_failed();
             tracing::error!(error = %e, "Offset commit failed; will retry.");
         }
         Err(e) => {
-            ctx.status.commit_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.status.commit_failed();
             tracing::error!(error = %e, "Offset commit task failed; will retry.");
         }
     }

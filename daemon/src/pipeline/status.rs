@@ -1,7 +1,7 @@
 //! What each source is doing, shared between its tasks and observers.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The lifecycle of a source.
@@ -15,10 +15,27 @@ pub enum SourceState {
     Backoff,
     /// Failed and will not be restarted (e.g. no plugin provides its type).
     Failed,
+    /// Paused by an operator: drained and committed, not polling, waiting
+    /// to be resumed.
+    Paused,
     /// The source reported it has no more data; offsets are committed.
     Finished,
-    /// Stopped by shutdown.
+    /// Stopped by shutdown, an operator, or a reload that removed it.
     Stopped,
+}
+
+impl SourceState {
+    /// Every state, for metrics that export one series per state so that a
+    /// dashboard sees a state end as well as begin.
+    pub const ALL: [SourceState; 7] = [
+        SourceState::Starting,
+        SourceState::Running,
+        SourceState::Backoff,
+        SourceState::Failed,
+        SourceState::Paused,
+        SourceState::Finished,
+        SourceState::Stopped,
+    ];
 }
 
 impl SourceState {
@@ -29,6 +46,7 @@ impl SourceState {
             SourceState::Running => "running",
             SourceState::Backoff => "backoff",
             SourceState::Failed => "failed",
+            SourceState::Paused => "paused",
             SourceState::Finished => "finished",
             SourceState::Stopped => "stopped",
         }
@@ -45,6 +63,11 @@ pub struct SourceStatus {
     state: Mutex<SourceState>,
     last_error: Mutex<Option<String>>,
     last_commit: Mutex<Option<Instant>>,
+    /// When this status was created, the age a commit has before the first.
+    created: Instant,
+    /// Whether the latest offset commit attempt failed; readiness fails
+    /// while it does.
+    commit_failing: AtomicBool,
     /// Times the source was restarted after a failure.
     pub restarts: AtomicU64,
     /// Rows received from the plugin.
@@ -74,6 +97,8 @@ impl SourceStatus {
             state: Mutex::new(SourceState::Starting),
             last_error: Mutex::new(None),
             last_commit: Mutex::new(None),
+            created: Instant::now(),
+            commit_failing: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
             records_polled: AtomicU64::new(0),
             records_produced: AtomicU64::new(0),
@@ -109,7 +134,27 @@ impl SourceStatus {
     /// Notes a successful commit.
     pub fn committed(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commit_failing.store(false, Ordering::Relaxed);
         *lock(&self.last_commit) = Some(Instant::now());
+    }
+
+    /// Notes a failed commit attempt (retried at the next interval).
+    pub fn commit_failed(&self) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        self.commit_failing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the latest commit attempt failed.
+    pub fn commit_failing(&self) -> bool {
+        self.commit_failing.load(Ordering::Relaxed)
+    }
+
+    /// Time since the last successful commit or, before the first one,
+    /// since the source was set up: a source that never commits ages like
+    /// one that stopped committing.
+    pub fn commit_age(&self) -> Duration {
+        self.since_last_commit()
+            .unwrap_or_else(|| self.created.elapsed())
     }
 
     /// Time since the last successful commit.
