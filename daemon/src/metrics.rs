@@ -13,7 +13,7 @@
 //! Names: counters are `tributary_<noun>_<unit>_total`, gauges carry their
 //! unit (`_seconds`, `_bytes`, `_records`) without `_total`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
@@ -54,7 +54,29 @@ pub mod error_class {
     pub const SERIALIZE: &str = "serialize";
     /// Anything else Kafka reported.
     pub const KAFKA_OTHER: &str = "kafka_other";
+    /// Where classes beyond [`super::MAX_CLASSES_PER_SOURCE`] are counted.
+    pub const OTHER: &str = "other";
+
+    /// The classes the daemon itself counts failed records under; every
+    /// source exports them from the start (at 0), so a dashboard's error
+    /// panels have series before the first error.
+    pub const DAEMON: &[&str] = &[
+        TIMED_OUT,
+        TOO_LARGE,
+        AUTHORIZATION,
+        UNKNOWN_TOPIC,
+        PRODUCER_STATE,
+        SERIALIZE,
+        KAFKA_OTHER,
+    ];
 }
+
+/// Distinct error classes a source may create series for; further ones are
+/// counted as [`error_class::OTHER`]. Dead-letter classes come from
+/// plugins, and a plugin bug must not be able to flood Prometheus.
+pub const MAX_CLASSES_PER_SOURCE: usize = 32;
+/// Longest error class kept; longer ones are cut.
+const MAX_CLASS_CHARS: usize = 48;
 
 /// The error class of a Kafka produce or delivery error.
 pub fn kafka_error_class(error: &KafkaError) -> &'static str {
@@ -93,6 +115,9 @@ pub struct Metrics {
     reloads: IntCounter,
     reload_failures: IntCounter,
     plugin_load_failures: IntCounter,
+    /// The error classes each source has used, to enforce
+    /// [`MAX_CLASSES_PER_SOURCE`].
+    classes: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -184,12 +209,47 @@ impl Metrics {
             reloads,
             reload_failures,
             plugin_load_failures,
+            classes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A bounded label value for `class` reported by `source`: lowercase
+    /// `[a-z0-9_]`, at most [`MAX_CLASS_CHARS`], and at most
+    /// [`MAX_CLASSES_PER_SOURCE`] distinct per source.
+    fn class_label(&self, source: &str, class: &str) -> String {
+        let mut clean: String = class
+            .chars()
+            .take(MAX_CLASS_CHARS)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if clean.is_empty() {
+            clean = error_class::OTHER.to_owned();
+        }
+        let mut classes = lock(&self.classes);
+        let seen = classes.entry(source.to_owned()).or_default();
+        if seen.contains(&clean) || seen.len() < MAX_CLASSES_PER_SOURCE {
+            seen.insert(clean.clone());
+            clean
+        } else {
+            error_class::OTHER.to_owned()
         }
     }
 
     /// Exports `status` until [`Metrics::remove_source`] (a reload removed
     /// or replaced it).
     pub fn add_source(&self, status: Arc<SourceStatus>) {
+        for class in error_class::DAEMON {
+            self.records_failed
+                .with_label_values(&[status.name.as_str(), class]);
+        }
+        self.records_dead_lettered
+            .with_label_values(&[status.name.as_str(), error_class::OTHER]);
         lock(&self.sources).insert(status.name.clone(), status);
     }
 
@@ -197,22 +257,37 @@ impl Metrics {
     pub fn remove_source(&self, name: &str) {
         lock(&self.sources).remove(name);
         let _ = self.write_to_ack.remove_label_values(&[name]);
+        let classes = lock(&self.classes).remove(name).unwrap_or_default();
+        for class in classes
+            .iter()
+            .map(String::as_str)
+            .chain(error_class::DAEMON.iter().copied())
+            .chain([error_class::OTHER])
+        {
+            let _ = self.records_failed.remove_label_values(&[name, class]);
+            let _ = self
+                .records_dead_lettered
+                .remove_label_values(&[name, class]);
+        }
     }
 
     /// Counts `n` records of `source` that failed with `error_class` (one of
     /// a fixed set, see [`error_class`]).
     pub fn records_failed(&self, source: &str, error_class: &str, n: u64) {
+        let class = self.class_label(source, error_class);
         self.records_failed
-            .with_label_values(&[source, error_class])
+            .with_label_values(&[source, &class])
             .inc_by(n);
     }
 
     /// Counts `n` records of `source` written to its dead-letter topic.
-    /// `error_class` must come from a fixed set (e.g. `parse`, `encoding`,
-    /// `too_large`), never from a record or a message text.
+    /// `error_class` is the dead-letter row's class (e.g. `ragged_row`,
+    /// `invalid_utf8`); it is cleaned and capped per source (see
+    /// [`MAX_CLASSES_PER_SOURCE`]), so a plugin cannot flood the output.
     pub fn records_dead_lettered(&self, source: &str, error_class: &str, n: u64) {
+        let class = self.class_label(source, error_class);
         self.records_dead_lettered
-            .with_label_values(&[source, error_class])
+            .with_label_values(&[source, &class])
             .inc_by(n);
     }
 
@@ -646,6 +721,29 @@ mod tests {
                 "{name} missing:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn error_classes_are_cleaned_and_capped_per_source() {
+        let metrics = Metrics::new();
+        metrics.records_dead_lettered("s", "Bad Row/../x", 1);
+        for i in 0..MAX_CLASSES_PER_SOURCE + 10 {
+            metrics.records_dead_lettered("s", &format!("class{i}"), 1);
+        }
+        let text = metrics.render();
+        assert!(text.contains("error_class=\"bad_row____x\""), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tributary_source_dead_lettered_records_total{"))
+            .count();
+        // The cap, plus the overflow class.
+        assert_eq!(series, MAX_CLASSES_PER_SOURCE + 1, "{text}");
+        assert!(
+            text.contains(
+                "tributary_source_dead_lettered_records_total{error_class=\"other\",source=\"s\"} 11"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
