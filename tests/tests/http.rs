@@ -384,13 +384,17 @@ fn ready_follows_the_broker() {
     );
 
     broker.mock().broker_down(1).expect("broker down");
-    assert!(
-        ready(false),
-        "still ready with the broker down:\n{}",
-        http_get(&address, "/ready").body
-    );
-    let body = http_get(&address, "/ready").json();
-    assert_eq!(body["checks"]["kafka_reachable"]["ok"], false, "{body}");
+    // Unready, and the body names the broker as the failed check (the
+    // source may fail too once its deliveries time out).
+    let mut body = serde_json::Value::Null;
+    let unready = wait_until(Duration::from_secs(90), || {
+        let reply = http_get(&address, "/ready");
+        body = reply.json();
+        reply.status == 503
+            && body["ready"] == false
+            && body["checks"]["kafka_reachable"]["ok"] == false
+    });
+    assert!(unready, "the broker's absence is not reported: {body}");
     assert!(
         body["checks"]["kafka_reachable"]["error"].is_string(),
         "{body}"
@@ -404,8 +408,6 @@ fn ready_follows_the_broker() {
         http_get(&address, "/ready").body,
         daemon.log_text()
     );
-    let body = http_get(&address, "/ready").json();
-    assert_eq!(body["checks"]["sources_running"]["ok"], true, "{body}");
 }
 
 #[test]
@@ -429,11 +431,13 @@ fn ready_follows_a_real_broker_process() {
     };
     assert!(ready(true), "{}", http_get(&address, "/ready").body);
     tansu.pause();
-    let unready = ready(false);
-    let body = http_get(&address, "/ready").json();
+    let mut body = serde_json::Value::Null;
+    let unready = wait_until(Duration::from_secs(90), || {
+        body = http_get(&address, "/ready").json();
+        body["ready"] == false && body["checks"]["kafka_reachable"]["ok"] == false
+    });
     tansu.resume();
-    assert!(unready, "still ready with the broker stopped: {body}");
-    assert_eq!(body["checks"]["kafka_reachable"]["ok"], false, "{body}");
+    assert!(unready, "the stopped broker is not reported: {body}");
     assert!(ready(true), "{}", http_get(&address, "/ready").body);
 }
 
@@ -586,7 +590,8 @@ fn state_changing_calls_need_the_configured_token() {
         assert_eq!(reply.status, 401, "{headers:?}: {}", reply.body);
         assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
     }
-    assert_eq!(state(&address, "orders"), "running");
+    // Refused calls changed nothing.
+    wait_state(&daemon, &address, "orders", "running");
     // Reading needs no token.
     assert_eq!(http_get(&address, "/api/v1/sources").status, 200);
     let reply = http_request(

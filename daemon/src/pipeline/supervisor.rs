@@ -474,22 +474,39 @@ impl Supervisor {
     }
 
     /// Asks the brokers for metadata every few seconds until shutdown.
+    ///
+    /// librdkafka's metadata call can block well past its timeout while a
+    /// broker holds the connection open without answering (a frozen
+    /// process), so the probe runs on a blocking thread and a late answer
+    /// counts as unreachable; no second probe starts while one hangs.
     async fn probe_kafka(self: Arc<Self>) {
+        let mut hanging: Option<JoinHandle<Result<usize, rdkafka::error::KafkaError>>> = None;
         loop {
-            let producer = self.kafka.producer();
-            let probe = tokio::task::spawn_blocking(move || {
-                producer
-                    .client()
-                    .fetch_metadata(None, KAFKA_PROBE_TIMEOUT)
-                    .map(|m| m.brokers().len())
+            let mut probe = hanging.take().unwrap_or_else(|| {
+                let producer = self.kafka.producer();
+                tokio::task::spawn_blocking(move || {
+                    producer
+                        .client()
+                        .fetch_metadata(None, KAFKA_PROBE_TIMEOUT)
+                        .map(|m| m.brokers().len())
+                })
             });
             let check = tokio::select! {
-                r = probe => match r {
+                r = &mut probe => match r {
                     Ok(Ok(0)) => KafkaCheck::Unreachable { error: "the metadata answer lists no broker".into() },
                     Ok(Ok(brokers)) => KafkaCheck::Reachable { brokers },
                     Ok(Err(e)) => KafkaCheck::Unreachable { error: e.to_string() },
                     Err(e) => KafkaCheck::Unreachable { error: format!("probe task failed: {e}") },
                 },
+                () = tokio::time::sleep(KAFKA_PROBE_TIMEOUT + KAFKA_PROBE_INTERVAL) => {
+                    hanging = Some(probe);
+                    KafkaCheck::Unreachable {
+                        error: format!(
+                            "no metadata answer within {:?}",
+                            KAFKA_PROBE_TIMEOUT + KAFKA_PROBE_INTERVAL
+                        ),
+                    }
+                }
                 () = self.shutdown.cancelled() => return,
             };
             *lock(&self.kafka_check) = check;
