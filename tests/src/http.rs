@@ -135,6 +135,16 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// The value of the sample `series` (a metric name with its labels exactly
+/// as the exposition writes them, e.g. `x_total{source="a"}`) in Prometheus
+/// text `exposition`.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,14 +162,12 @@ mod tests {
         assert_eq!(chunked.body, "abcde");
         assert_eq!(url_encode("a b{c}"), "a%20b%7Bc%7D");
     }
-}
 
-/// The value of the sample `series` (a metric name with its labels exactly
-/// as the exposition writes them, e.g. `x_total{source="a"}`) in Prometheus
-/// text `exposition`.
-pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?;
-        rest.strip_prefix(' ')?.trim().parse().ok()
-    })
+    #[test]
+    fn metric_values_are_found_by_exact_series() {
+        let text = "# HELP x_total x\nx_total{a=\"b\"} 3\nx_total 5\n";
+        assert_eq!(metric_value(text, "x_total{a=\"b\"}"), Some(3.0));
+        assert_eq!(metric_value(text, "x_total"), Some(5.0));
+        assert_eq!(metric_value(text, "y_total"), None);
+    }
 }

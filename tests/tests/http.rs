@@ -232,7 +232,7 @@ fn prometheus_scrape_matches_the_oracle_count() {
     let count = 8_000;
     let spec = spec_with_orders(&broker, &dir, count, 4_000);
     let (daemon, address) = start(&dir, &spec);
-    let prometheus = Prometheus::start(&prometheus_bin, dir.path(), &[address.clone()]);
+    let prometheus = Prometheus::start(&prometheus_bin, dir.path(), std::slice::from_ref(&address));
     assert!(
         wait_until(Duration::from_secs(60), || {
             committed_seq(&dir.join("offsets"), "orders") == Some(count)

@@ -54,7 +54,7 @@ pub(super) async fn handle(
         && let Err(refusal) = authorize(state.token.as_deref(), peer, request.headers())
     {
         tracing::warn!(%peer, %method, path, "HTTP request refused: not authorised.");
-        return refusal;
+        return refusal.reply();
     }
     let supervisor = &state.supervisor;
     match (segments.as_slice(), &method) {
@@ -129,10 +129,40 @@ pub(super) async fn handle(
     }
 }
 
+/// Why a state-changing request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// A token is configured and the request did not present it.
+    Unauthorized,
+    /// No token is configured and the request is not from loopback.
+    Forbidden,
+}
+
+impl Refusal {
+    fn reply(self) -> Reply {
+        match self {
+            Refusal::Unauthorized => {
+                let mut refusal = error(
+                    StatusCode::UNAUTHORIZED,
+                    "this call changes state and needs `Authorization: Bearer <token>` ([http] token)",
+                );
+                refusal
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                refusal
+            }
+            Refusal::Forbidden => error(
+                StatusCode::FORBIDDEN,
+                "this call changes state; without an [http] token it is accepted only from loopback addresses",
+            ),
+        }
+    }
+}
+
 /// Whether a state-changing request may proceed: with a configured token,
 /// it must carry `Authorization: Bearer <token>`; without one, it must come
 /// from a loopback address.
-fn authorize(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Reply> {
+fn authorize(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Refusal> {
     match token {
         Some(token) => {
             let presented = headers
@@ -143,21 +173,11 @@ fn authorize(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> Resu
             if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
                 Ok(())
             } else {
-                let mut refusal = error(
-                    StatusCode::UNAUTHORIZED,
-                    "this call changes state and needs `Authorization: Bearer <token>` ([http] token)",
-                );
-                refusal
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                Err(refusal)
+                Err(Refusal::Unauthorized)
             }
         }
         None if peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(error(
-            StatusCode::FORBIDDEN,
-            "this call changes state; without an [http] token it is accepted only from loopback addresses",
-        )),
+        None => Err(Refusal::Forbidden),
     }
 }
 
@@ -285,7 +305,8 @@ mod tests {
             assert!(authorize(None, peer, &headers(None)).is_ok(), "{peer}");
         }
         let refused = authorize(None, remote, &headers(None)).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused, Refusal::Forbidden);
+        assert_eq!(refused.reply().status(), StatusCode::FORBIDDEN);
     }
 
     #[test]
@@ -301,11 +322,8 @@ mod tests {
             (remote, Some("Bearer s3cre")),
         ] {
             let refused = authorize(Some("s3cret"), peer, &headers(auth)).unwrap_err();
-            assert_eq!(
-                refused.status(),
-                StatusCode::UNAUTHORIZED,
-                "{peer} {auth:?}"
-            );
+            assert_eq!(refused, Refusal::Unauthorized, "{peer} {auth:?}");
+            assert_eq!(refused.reply().status(), StatusCode::UNAUTHORIZED);
         }
     }
 
