@@ -669,3 +669,28 @@ fn huge_headers_and_slow_clients_are_bounded() {
     assert!(daemon.is_running());
     assert_eq!(state(&address, "orders"), "running");
 }
+
+#[test]
+fn a_port_in_use_fails_the_start_naming_the_address() {
+    let dir = TempDir::new("http-port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut spec = ConfigSpec::new("embedded", dir.path());
+    spec.http_listen = address.clone();
+    let config = write_config(dir.path(), &spec);
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let status = daemon.wait_exit(Duration::from_secs(60));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains(&format!("cannot listen on {address} (`[http] listen`)")),
+        "{}",
+        daemon.log_text()
+    );
+}
