@@ -5,27 +5,32 @@
 //! real daemon in-process the same way.
 
 pub mod config;
+pub mod http;
+pub mod metrics;
 pub mod offsets;
 pub mod pipeline;
 pub mod plugin;
 pub mod producer;
+pub mod reload;
 pub mod serialize;
 pub mod signals;
 pub mod systemd;
 pub mod validate;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::config::Config;
+use crate::http::{HttpError, HttpState};
 use crate::offsets::{FileStore, OffsetError, OffsetStore};
-use crate::pipeline::{SourceContext, SourceState, SourceStatus};
+use crate::pipeline::{SourceState, SourceStatus, Supervisor};
 use crate::plugin::PluginRegistry;
 use crate::producer::{Kafka, ProducerError};
+use crate::signals::ReloadRequests;
 
 /// Errors that stop the daemon as a whole. Problems of a single source never
 /// do: that source fails and restarts while the others run.
@@ -37,6 +42,9 @@ pub enum RunError {
     /// The offset store could not be opened.
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    /// The HTTP endpoint could not listen.
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// With `exit_when_finished`: some sources did not finish.
     #[error("{0} source(s) did not finish: {1}")]
     Unfinished(usize, String),
@@ -48,6 +56,11 @@ pub struct RunOptions {
     /// Stop once every source has finished (finite inputs, benchmarks)
     /// instead of waiting for a signal.
     pub exit_when_finished: bool,
+    /// The drop-in directory given on the command line, if any; reloads
+    /// read the same one.
+    pub conf_dir: Option<PathBuf>,
+    /// Reload requests (SIGHUP, see [`signals::install`]).
+    pub reload_requests: Option<ReloadRequests>,
 }
 
 /// Runs the daemon until `shutdown` is cancelled.
@@ -66,60 +79,62 @@ pub async fn run_with(
     for error in &registry.errors {
         tracing::error!(error = %error, "Plugin library not loaded.");
     }
+    metrics::global().plugin_load_failed(registry.errors.len() as u64);
     let store: Arc<dyn OffsetStore> = Arc::new(FileStore::open(config.offsets.dir.clone())?);
     let kafka = Arc::new(Kafka::connect(&config.kafka)?);
-    let tasks = TaskTracker::new();
-    let mut statuses = Vec::new();
-    for source in config.sources.iter().filter(|s| s.enabled) {
-        let status = Arc::new(SourceStatus::new(&source.name, &source.source_type));
-        statuses.push(status.clone());
-        let span =
-            tracing::info_span!("source", source = %source.name, plugin = %source.source_type);
-        // A source whose plugin is missing or rejects its options does not
-        // start; every other source still runs.
-        let problems = validate::check_source(source, &registry);
-        let plugin = match registry.get(&source.source_type) {
-            Some(plugin) if problems.is_empty() => plugin,
-            _ => {
-                let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                status.set_state(SourceState::Failed);
-                status.set_error(message.join("; "));
-                span.in_scope(|| {
-                    for problem in &problems {
-                        tracing::error!(error = %problem, "Source not started.");
-                    }
-                });
-                continue;
-            }
-        };
-        let ctx = SourceContext {
-            config: source.clone(),
-            plugin: plugin.clone(),
-            producer: kafka.producer(),
-            store: store.clone(),
-            status,
-            commit_interval: Duration::from_millis(config.offsets.commit_interval_ms),
-            drain_timeout: Duration::from_millis(config.kafka.drain_timeout_ms),
-        };
-        tasks.spawn(pipeline::supervise(ctx, kafka.clone(), shutdown.clone()).instrument(span));
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    // Bound before any source starts, so a port in use fails the start.
+    let listener = match config.http.listen {
+        Some(address) => Some(http::bind(address).await?),
+        None => None,
+    };
+    let token = config.http.token.clone();
+    let conf_dir = config.conf_dir.clone();
+    let supervisor = Supervisor::start(
+        config,
+        registry,
+        store,
+        kafka.clone(),
+        options.conf_dir.clone(),
+        shutdown.clone(),
+    );
+    let serves_metrics = listener.is_some();
+    if let Some(listener) = listener {
+        let state = Arc::new(HttpState {
+            supervisor: supervisor.clone(),
+            token,
+        });
+        tokio::spawn(http::serve(listener, state, shutdown.clone()));
     }
-    tasks.close();
+    tokio::spawn(reload::watch(
+        supervisor.clone(),
+        notifier.clone(),
+        options.reload_requests.clone(),
+        conf_dir,
+        shutdown.clone(),
+    ));
     tracing::info!(
-        sources = statuses.len(),
+        sources = supervisor.statuses().len(),
         bootstrap_servers = kafka.bootstrap_servers(),
         "Daemon running."
     );
-    let notifier = Arc::new(systemd::Notifier::from_env());
-    notifier.ready(&format!("Running {} source(s).", statuses.len()));
+    notifier.ready(&format!(
+        "Running {} source(s).",
+        supervisor.statuses().len()
+    ));
     let watchdog = tokio::spawn(systemd::feed_watchdog(
         notifier.clone(),
-        statuses.clone(),
+        supervisor.clone(),
         shutdown.clone(),
     ));
-    let progress = tokio::spawn(report_progress(statuses.clone(), shutdown.clone()));
+    let progress = tokio::spawn(report_progress(
+        supervisor.clone(),
+        serves_metrics,
+        shutdown.clone(),
+    ));
     if options.exit_when_finished {
         tokio::select! {
-            () = tasks.wait() => {}
+            () = supervisor.wait() => {}
             () = shutdown.cancelled() => {}
         }
         shutdown.cancel();
@@ -127,10 +142,11 @@ pub async fn run_with(
         shutdown.cancelled().await;
     }
     notifier.stopping();
-    tasks.wait().await;
+    supervisor.wait().await;
     progress.abort();
     watchdog.abort();
     kafka.flush(Duration::from_secs(1));
+    let statuses = supervisor.statuses();
     let unfinished: Vec<String> = statuses
         .iter()
         .filter(|s| s.state() != SourceState::Finished)
@@ -153,13 +169,29 @@ pub async fn run_with(
     Ok(())
 }
 
-/// How often the daemon logs what each source has done: the operator's
+/// How often the daemon looks at what each source has done: the operator's
 /// first sign that data flows, before any metrics are scraped.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
-async fn report_progress(statuses: Vec<Arc<SourceStatus>>, shutdown: CancellationToken) {
+/// What a progress line was last written for, per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    produced: u64,
+    state: SourceState,
+    restarts: u64,
+}
+
+/// Logs a source's progress when something changed since its last line:
+/// state changes and restarts always (info, or warn once it has
+/// restarted), throughput at info only while no `/metrics` endpoint serves
+/// the same numbers (debug otherwise). An idle daemon logs nothing.
+async fn report_progress(
+    supervisor: Arc<Supervisor>,
+    serves_metrics: bool,
+    shutdown: CancellationToken,
+) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut last: Vec<u64> = vec![0; statuses.len()];
+    let mut last: HashMap<String, Seen> = HashMap::new();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     ticker.tick().await;
     loop {
@@ -167,35 +199,54 @@ async fn report_progress(statuses: Vec<Arc<SourceStatus>>, shutdown: Cancellatio
             _ = ticker.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        for (status, last) in statuses.iter().zip(last.iter_mut()) {
-            let produced = status.records_produced.load(Relaxed);
-            if produced == *last
-                && !matches!(status.state(), SourceState::Running | SourceState::Backoff)
-            {
+        let statuses: Vec<Arc<SourceStatus>> = supervisor.statuses();
+        last.retain(|name, _| statuses.iter().any(|s| &s.name == name));
+        for status in &statuses {
+            let now = Seen {
+                produced: status.records_produced.load(Relaxed),
+                state: status.state(),
+                restarts: status.restarts.load(Relaxed),
+            };
+            let before = last.insert(status.name.clone(), now).unwrap_or(Seen {
+                produced: 0,
+                state: SourceState::Starting,
+                restarts: 0,
+            });
+            if before == now {
                 continue;
             }
-            let rate = (produced - *last) as f64 / PROGRESS_INTERVAL.as_secs_f64();
-            *last = produced;
-            let restarts = status.restarts.load(Relaxed);
-            if restarts == 0 {
-                tracing::info!(
+            let rate = now.produced.saturating_sub(before.produced) as f64
+                / PROGRESS_INTERVAL.as_secs_f64();
+            let only_throughput = before.state == now.state && before.restarts == now.restarts;
+            if now.restarts > 0 {
+                tracing::warn!(
                     source = %status.name,
-                    state = status.state().as_str(),
-                    produced,
+                    state = now.state.as_str(),
+                    produced = now.produced,
+                    per_sec = rate.round(),
+                    commits = status.commits.load(Relaxed),
+                    restarts = now.restarts,
+                    last_error = status.last_error().unwrap_or_default(),
+                    "Progress."
+                );
+            } else if only_throughput && serves_metrics {
+                tracing::debug!(
+                    source = %status.name,
+                    state = now.state.as_str(),
+                    produced = now.produced,
                     per_sec = rate.round(),
                     in_flight = status.in_flight.load(Relaxed),
                     commits = status.commits.load(Relaxed),
                     "Progress."
                 );
             } else {
-                tracing::warn!(
+                tracing::info!(
                     source = %status.name,
-                    state = status.state().as_str(),
-                    produced,
+                    state = now.state.as_str(),
+                    produced = now.produced,
                     per_sec = rate.round(),
+                    in_flight = status.in_flight.load(Relaxed),
                     commits = status.commits.load(Relaxed),
-                    restarts,
-                    last_error = status.last_error().unwrap_or_default(),
                     "Progress."
                 );
             }

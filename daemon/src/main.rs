@@ -161,7 +161,8 @@ fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
     // others run. `validate` treats them as errors.
     // Handlers first: a stop request during start-up must still drain.
     let shutdown = CancellationToken::new();
-    tributary::signals::install(shutdown.clone()).context("cannot install signal handlers")?;
+    let reload_requests =
+        tributary::signals::install(shutdown.clone()).context("cannot install signal handlers")?;
     let (config, _per_source) = load_and_check(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -169,7 +170,11 @@ fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
         .thread_name("tributary-rt")
         .build()
         .context("cannot start the async runtime")?;
-    let options = tributary::RunOptions { exit_when_finished };
+    let options = tributary::RunOptions {
+        exit_when_finished,
+        conf_dir: args.conf_dir.clone(),
+        reload_requests: Some(reload_requests),
+    };
     let result = runtime.block_on(tributary::run_with(config, options, shutdown));
     // Every source has drained and committed once `run_with` returns; a
     // blocking metadata lookup still waiting on an unreachable broker must

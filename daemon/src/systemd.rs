@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{SourceState, SourceStatus};
+use crate::pipeline::{SourceState, SourceStatus, Supervisor};
 
 /// Why the notification socket cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +173,7 @@ pub fn pipelines_alive(statuses: &[Arc<SourceStatus>], limit: Duration) -> Resul
 /// and systemd restarts the service after the timeout.
 pub async fn feed_watchdog(
     notifier: Arc<Notifier>,
-    statuses: Vec<Arc<SourceStatus>>,
+    supervisor: Arc<Supervisor>,
     shutdown: CancellationToken,
 ) {
     let Some(timeout) = notifier.watchdog_timeout() else {
@@ -186,7 +186,8 @@ pub async fn feed_watchdog(
             _ = ticker.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        match pipelines_alive(&statuses, timeout / 2) {
+        // Re-read each time: a reload adds and removes sources.
+        match pipelines_alive(&supervisor.statuses(), timeout / 2) {
             Ok(()) => {
                 if stalled.take().is_some() {
                     tracing::info!("Every source is making progress again.");

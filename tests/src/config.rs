@@ -26,6 +26,8 @@ pub struct ConfigSpec {
     pub commit_interval_ms: u64,
     /// `[http] listen`: `"off"` unless a test exercises the HTTP server.
     pub http_listen: String,
+    /// `[http] token`, written verbatim (e.g. a `${file:…}` reference).
+    pub http_token: Option<String>,
     /// `[plugins] dirs`.
     pub plugin_dirs: Vec<PathBuf>,
     /// Raw TOML appended to the main file after the sections above.
@@ -47,10 +49,24 @@ impl ConfigSpec {
             offsets_dir: dir.join("offsets"),
             commit_interval_ms: 200,
             http_listen: "off".to_owned(),
+            http_token: None,
             plugin_dirs: vec![target_dir()],
             extra: String::new(),
             drop_ins: Vec::new(),
         }
+    }
+
+    /// Turns the HTTP endpoint on at a free loopback port; see
+    /// [`ConfigSpec::http_address`].
+    pub fn with_http(mut self) -> ConfigSpec {
+        self.http_listen = format!("127.0.0.1:{}", crate::broker::free_port());
+        self
+    }
+
+    /// The HTTP endpoint's `host:port`, if it is on.
+    pub fn http_address(&self) -> Option<String> {
+        (self.http_listen != "off" && !self.http_listen.is_empty())
+            .then(|| self.http_listen.clone())
     }
 
     /// Adds `conf.d/<file_name>` with `toml` as its content.
@@ -87,6 +103,9 @@ impl ConfigSpec {
         let _ = writeln!(t, "commit_interval_ms = {}", self.commit_interval_ms);
         let _ = writeln!(t, "\n[http]");
         let _ = writeln!(t, "listen = {}", toml_str(&self.http_listen));
+        if let Some(token) = &self.http_token {
+            let _ = writeln!(t, "token = {}", toml_str(token));
+        }
         let _ = writeln!(t, "\n[plugins]");
         let dirs: Vec<String> = self.plugin_dirs.iter().map(|d| toml_path(d)).collect();
         let _ = writeln!(t, "dirs = [{}]", dirs.join(", "));

@@ -32,9 +32,11 @@ mod broker;
 mod checks;
 mod config;
 mod daemon;
+mod http;
 mod oracle;
 mod paths;
 mod process;
+mod prometheus;
 mod tempdir;
 
 pub use broker::{
@@ -44,7 +46,9 @@ pub use broker::{
 pub use checks::{committed_seq, output_text, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
+pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
 pub use oracle::{MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_seqs, produce_seqs};
 pub use paths::{daemon_bin, plugin_lib, target_dir};
 pub use process::log_tail;
+pub use prometheus::{PROMETHEUS_BIN_ENV, Prometheus, prometheus_bin, promtool_bin};
 pub use tempdir::{KEEP_ENV, TempDir};

@@ -1,6 +1,7 @@
 //! The systemd notification protocol as a `Type=notify` unit sees it: a
-//! datagram socket named by `NOTIFY_SOCKET` receives READY, WATCHDOG and
-//! STOPPING, and the watchdog starves when a pipeline is wedged.
+//! datagram socket named by `NOTIFY_SOCKET` receives READY, WATCHDOG,
+//! RELOADING/READY around a reload and STOPPING, and the watchdog starves
+//! when a pipeline is wedged.
 
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
@@ -94,6 +95,20 @@ fn sd_notify_reports_ready_watchdog_and_stopping() {
     let fed = notify.collect(Duration::from_secs(3));
     let pings = fed.iter().filter(|(_, m)| m == "WATCHDOG=1").count();
     assert!(pings >= 3, "too few WATCHDOG=1 in 3 s: {fed:?}");
+
+    // A reload is bracketed by RELOADING=1 (with the monotonic time systemd
+    // requires) and READY=1.
+    daemon.signal(libc::SIGHUP);
+    let (reloading, _) = notify.until("RELOADING=1", Duration::from_secs(10));
+    let reloading = reloading.expect("no RELOADING=1 after SIGHUP");
+    assert!(
+        reloading.lines().any(|l| l
+            .strip_prefix("MONOTONIC_USEC=")
+            .is_some_and(|v| v.parse::<u64>().is_ok())),
+        "{reloading}"
+    );
+    let (ready, _) = notify.until("READY=1", Duration::from_secs(10));
+    assert!(ready.is_some(), "no READY=1 after the reload");
 
     daemon.signal(libc::SIGTERM);
     let (stopping, _) = notify.until("STOPPING=1", Duration::from_secs(10));

@@ -185,18 +185,32 @@ impl Default for OffsetsConfig {
 }
 
 /// `[http]`: the metrics, health and API endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Address to listen on; `None` (written `"off"` or `""`) disables the
     /// endpoint. Defaults to loopback so nothing is exposed by accident.
     pub listen: Option<SocketAddr>,
+    /// Bearer token that state-changing API calls must present. Without
+    /// one, those calls are accepted only from loopback addresses. Usually
+    /// a `${file:…}` or `${env:…}` reference, so `Debug` hides it.
+    pub token: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            token: None,
         }
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 

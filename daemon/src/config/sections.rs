@@ -18,7 +18,7 @@ const KAFKA_KEYS: &[&str] = &[
     "drain_timeout_ms",
 ];
 const OFFSETS_KEYS: &[&str] = &["store", "dir", "commit_interval_ms"];
-const HTTP_KEYS: &[&str] = &["listen"];
+const HTTP_KEYS: &[&str] = &["listen", "token"];
 const PLUGINS_KEYS: &[&str] = &["dirs"];
 
 /// librdkafka options a config may not pass through, and why.
@@ -160,6 +160,20 @@ impl Sections<'_> {
                             &key,
                             "expected an IP address and port such as \"127.0.0.1:9464\" or \"[::]:9464\", or \"off\"",
                         );
+                    }
+                }
+                "token" => {
+                    if let Some(token) = ctx.string(item, &key) {
+                        if token.trim().is_empty() {
+                            ctx.error(
+                                item.span(),
+                                &key,
+                                "must not be empty; leave the key out to allow state-changing \
+                                 calls from loopback addresses only",
+                            );
+                        } else {
+                            self.http.token = Some(token);
+                        }
                     }
                 }
                 _ => ctx.unknown_key(key_span, &key, HTTP_KEYS),

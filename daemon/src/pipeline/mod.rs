@@ -4,16 +4,21 @@ pub mod ack;
 mod delivery;
 mod source;
 mod status;
+mod supervisor;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use delivery::record_done;
 pub use source::{RunEnd, SourceContext, run_once};
 pub use status::{SourceState, SourceStatus};
+pub use supervisor::{
+    ControlError, KafkaCheck, Readiness, ReloadError, ReloadSummary, SourceView, Supervisor,
+};
 
 use crate::offsets::OffsetError;
 use crate::plugin::PluginError;
@@ -113,12 +118,83 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// crash loop.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 
-/// Runs a source until shutdown (or until it finishes), restarting it with
-/// exponential backoff after every failure.
-pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: CancellationToken) {
+/// What an operator (or a reload) wants a source to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Poll and produce.
+    Run,
+    /// Drain, commit, and wait without polling until told to run again.
+    Pause,
+    /// Drain, commit, and end the source's task.
+    Stop,
+}
+
+/// The wish a source's supervisor follows, sent over a `watch` channel.
+/// Bumping `generation` while in [`Mode::Run`] restarts the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desired {
+    /// What the source should do.
+    pub mode: Mode,
+    /// Incremented by each restart request.
+    pub generation: u64,
+}
+
+impl Desired {
+    /// Running, first generation.
+    pub const RUN: Desired = Desired {
+        mode: Mode::Run,
+        generation: 0,
+    };
+}
+
+/// Runs a source until shutdown, until it finishes, or until `control`
+/// asks it to stop, restarting it with exponential backoff after every
+/// failure. `control` also pauses, resumes and restarts it; every run ends
+/// the way a shutdown does (stop polling, deliver, commit), so pausing or
+/// restarting neither loses nor repeats records.
+pub async fn supervise(
+    mut ctx: SourceContext,
+    kafka: Arc<Kafka>,
+    shutdown: CancellationToken,
+    mut control: watch::Receiver<Desired>,
+) {
     let status = ctx.status.clone();
     let mut backoff = BACKOFF_INITIAL;
     loop {
+        let desired = *control.borrow_and_update();
+        if desired.mode == Mode::Pause {
+            status.set_state(SourceState::Paused);
+            tracing::info!("Source paused.");
+        }
+        let desired = tokio::select! {
+            r = control.wait_for(|d| d.mode != Mode::Pause) => match r {
+                Ok(d) => *d,
+                // The supervisor dropped the source.
+                Err(_) => Desired { mode: Mode::Stop, generation: 0 },
+            },
+            () = shutdown.cancelled() => Desired { mode: Mode::Stop, generation: 0 },
+        };
+        if desired.mode == Mode::Stop {
+            status.set_state(SourceState::Stopped);
+            tracing::info!("Source stopped.");
+            return;
+        }
+        let generation = desired.generation;
+        // Ends this run on shutdown, or when the wish moves away from this
+        // run (pause, stop, restart).
+        let run_stop = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let run_stop = run_stop.clone();
+            let mut control = control.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    _ = control.wait_for(|d| d.mode != Mode::Run || d.generation != generation) => {}
+                }
+                run_stop.cancel();
+            }
+        });
         status.set_state(SourceState::Starting);
         // A producer that hit a fatal error is replaced before anyone sends
         // on it again; every (re)start takes the current one.
@@ -127,37 +203,48 @@ pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Canc
         // A stop during start-up (broker unreachable) must not wait for
         // metadata timeouts.
         let topic = tokio::select! {
-            r = ensure_topics(&kafka, &ctx.config) => r,
-            () = shutdown.cancelled() => {
-                status.set_state(SourceState::Stopped);
-                return;
-            }
+            r = ensure_topics(&kafka, &ctx.config) => Some(r),
+            () = run_stop.cancelled() => None,
         };
         let result = match topic {
-            Ok(()) => {
+            None => Ok(RunEnd::Stopped),
+            Some(Ok(())) => {
                 status.set_state(SourceState::Running);
                 tracing::info!(topic = %ctx.config.topic, "Source started.");
-                run_once(&ctx, &shutdown).await
+                run_once(&ctx, &run_stop).await
             }
-            Err(e) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
         };
+        watcher.abort();
+        let interrupted = run_stop.is_cancelled();
         match result {
             Ok(RunEnd::Finished) => {
                 status.set_state(SourceState::Finished);
                 tracing::info!("Source finished; all its records are delivered and committed.");
                 return;
             }
+            Ok(RunEnd::Stopped) | Err(_) if interrupted => {
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "Source stopped with an error.");
+                }
+                if shutdown.is_cancelled() {
+                    status.set_state(SourceState::Stopped);
+                    tracing::info!("Source stopped.");
+                    return;
+                }
+                if control.borrow().mode == Mode::Run {
+                    tracing::info!("Source restarting on request.");
+                    backoff = BACKOFF_INITIAL;
+                }
+                // Pause and stop are handled at the top of the loop.
+            }
             Ok(RunEnd::Stopped) => {
+                // Only a stop request ends a run this way; treat it as one.
                 status.set_state(SourceState::Stopped);
                 tracing::info!("Source stopped.");
                 return;
             }
             Err(e) => {
-                if shutdown.is_cancelled() {
-                    status.set_state(SourceState::Stopped);
-                    tracing::warn!(error = %e, "Source stopped with an error.");
-                    return;
-                }
                 if started.elapsed() >= BACKOFF_RESET_AFTER {
                     backoff = BACKOFF_INITIAL;
                 }
@@ -177,6 +264,8 @@ pub async fn supervise(mut ctx: SourceContext, kafka: Arc<Kafka>, shutdown: Canc
                 tracing::error!(error = %e, retry_in = ?backoff, "Source failed; restarting from its last committed checkpoint.");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
+                    // A pause, stop or restart request ends the wait.
+                    _ = control.changed() => {}
                     () = shutdown.cancelled() => {
                         status.set_state(SourceState::Stopped);
                         return;

@@ -148,6 +148,7 @@ pub async fn run_once(
         shared: shared.clone(),
         stop: thread_stop.clone(),
         span: tracing::Span::current(),
+        write_to_ack: crate::metrics::global().write_to_ack(&ctx.config.name),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -185,6 +186,8 @@ struct SourceThread {
     shared: Arc<Shared>,
     stop: CancellationToken,
     span: tracing::Span,
+    /// The source's write-to-ack histogram, observed once per batch.
+    write_to_ack: prometheus::Histogram,
 }
 
 impl SourceThread {
@@ -284,7 +287,17 @@ impl SourceThread {
         if dead_letter::is_dead_letter(batch.records.schema_ref()) {
             return self.send_dead_letters(batch);
         }
-        let serialized = serializer.serialize(&batch.records)?;
+        let serialized = match serializer.serialize(&batch.records) {
+            Ok(s) => s,
+            Err(e) => {
+                crate::metrics::global().records_failed(
+                    &self.config.name,
+                    crate::metrics::error_class::SERIALIZE,
+                    rows as u64,
+                );
+                return Err(e.into());
+            }
+        };
         let bytes = serialized.values.len() as u64;
         let mut batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
         for i in 0..serialized.len() {
@@ -413,6 +426,11 @@ impl SourceThread {
                 Err((e, _)) => {
                     batch_handle.abandon(rows, index);
                     self.abandon(rows);
+                    crate::metrics::global().records_failed(
+                        &self.config.name,
+                        crate::metrics::kafka_error_class(&e),
+                        (rows - index) as u64,
+                    );
                     return Err(SourceError::Produce {
                         topic: topic.to_owned(),
                         source: e,
@@ -443,10 +461,13 @@ impl SourceThread {
             Delivered::Records { .. } => self.config.topic.clone(),
             Delivered::DeadLetters(_) => self.config.dead_letter_topic.clone().unwrap_or_default(),
         };
+        let write_to_ack = self.write_to_ack.clone();
+        let sent = std::time::Instant::now();
         Box::new(move |error| {
             status.in_flight.fetch_sub(rows as i64, Ordering::Relaxed);
             match error {
                 None => {
+                    write_to_ack.observe(sent.elapsed().as_secs_f64());
                     match &delivered {
                         Delivered::Records { rows, bytes } => {
                             status
@@ -456,7 +477,11 @@ impl SourceThread {
                         }
                         Delivered::DeadLetters(classes) => {
                             for (class, n) in classes {
-                                status.add_dead_lettered(class, *n);
+                                crate::metrics::global().records_dead_lettered(
+                                    &status.name,
+                                    class,
+                                    *n,
+                                );
                             }
                         }
                     }
@@ -472,6 +497,11 @@ impl SourceThread {
                     }
                 }
                 Some(e) => {
+                    crate::metrics::global().records_failed(
+                        &status.name,
+                        crate::metrics::kafka_error_class(&e),
+                        rows as u64,
+                    );
                     lock(&shared.acks).outstanding -= 1;
                     lock(&shared.failure).get_or_insert(SourceError::Delivery {
                         topic: topic.clone(),
@@ -635,11 +665,11 @@ async fn commit(
             }
         }
         Ok(Err(e)) => {
-            ctx.status.commit_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.status.commit_failed();
             tracing::error!(error = %e, "Offset commit failed; will retry.");
         }
         Err(e) => {
-            ctx.status.commit_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.status.commit_failed();
             tracing::error!(error = %e, "Offset commit task failed; will retry.");
         }
     }

@@ -1,8 +1,7 @@
 //! What each source is doing, shared between its tasks and observers.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The lifecycle of a source.
@@ -16,10 +15,27 @@ pub enum SourceState {
     Backoff,
     /// Failed and will not be restarted (e.g. no plugin provides its type).
     Failed,
+    /// Paused by an operator: drained and committed, not polling, waiting
+    /// to be resumed.
+    Paused,
     /// The source reported it has no more data; offsets are committed.
     Finished,
-    /// Stopped by shutdown.
+    /// Stopped by shutdown, an operator, or a reload that removed it.
     Stopped,
+}
+
+impl SourceState {
+    /// Every state, for metrics that export one series per state so that a
+    /// dashboard sees a state end as well as begin.
+    pub const ALL: [SourceState; 7] = [
+        SourceState::Starting,
+        SourceState::Running,
+        SourceState::Backoff,
+        SourceState::Failed,
+        SourceState::Paused,
+        SourceState::Finished,
+        SourceState::Stopped,
+    ];
 }
 
 impl SourceState {
@@ -30,6 +46,7 @@ impl SourceState {
             SourceState::Running => "running",
             SourceState::Backoff => "backoff",
             SourceState::Failed => "failed",
+            SourceState::Paused => "paused",
             SourceState::Finished => "finished",
             SourceState::Stopped => "stopped",
         }
@@ -46,6 +63,11 @@ pub struct SourceStatus {
     state: Mutex<SourceState>,
     last_error: Mutex<Option<String>>,
     last_commit: Mutex<Option<Instant>>,
+    /// When this status was created, the age a commit has before the first.
+    created: Instant,
+    /// Whether the latest offset commit attempt failed; readiness fails
+    /// while it does.
+    commit_failing: AtomicBool,
     /// Times the source was restarted after a failure.
     pub restarts: AtomicU64,
     /// Rows received from the plugin.
@@ -64,9 +86,6 @@ pub struct SourceStatus {
     pub in_flight: AtomicI64,
     /// Units behind at the source as the plugin reports them, or -1.
     pub lag: AtomicI64,
-    /// Rows the plugin could not read whose dead-letter record Kafka
-    /// acknowledged, by error class.
-    dead_lettered: Mutex<BTreeMap<String, u64>>,
     /// When the source's thread last came back from the plugin or from
     /// waiting for queue space, in milliseconds since [`epoch`]; 0 before
     /// the first time. The systemd watchdog reads it to tell a wedged
@@ -80,13 +99,6 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// Most distinct dead-letter error classes kept per source; later ones are
-/// counted as [`OTHER_CLASS`]. Classes become metric labels, so a plugin
-/// that puts data in them must not grow the label set without bound.
-const MAX_ERROR_CLASSES: usize = 32;
-/// The class that absorbs classes beyond [`MAX_ERROR_CLASSES`].
-pub const OTHER_CLASS: &str = "other";
-
 impl SourceStatus {
     /// A fresh status in `Starting`.
     pub fn new(name: &str, source_type: &str) -> Self {
@@ -96,6 +108,8 @@ impl SourceStatus {
             state: Mutex::new(SourceState::Starting),
             last_error: Mutex::new(None),
             last_commit: Mutex::new(None),
+            created: Instant::now(),
+            commit_failing: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
             records_polled: AtomicU64::new(0),
             records_produced: AtomicU64::new(0),
@@ -105,7 +119,6 @@ impl SourceStatus {
             commit_failures: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             lag: AtomicI64::new(-1),
-            dead_lettered: Mutex::new(BTreeMap::new()),
             heartbeat_ms: AtomicU64::new(0),
         }
     }
@@ -138,6 +151,7 @@ impl SourceStatus {
     /// Notes a successful commit.
     pub fn committed(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commit_failing.store(false, Ordering::Relaxed);
         *lock(&self.last_commit) = Some(Instant::now());
     }
 
@@ -156,28 +170,23 @@ impl SourceStatus {
         }
     }
 
-    /// Counts `rows` dead letters of `class` as delivered.
-    pub fn add_dead_lettered(&self, class: &str, rows: u64) {
-        let mut counts = lock(&self.dead_lettered);
-        let class = if counts.contains_key(class) || counts.len() < MAX_ERROR_CLASSES {
-            class
-        } else {
-            OTHER_CLASS
-        };
-        *counts.entry(class.to_owned()).or_default() += rows;
+    /// Notes a failed commit attempt (retried at the next interval).
+    pub fn commit_failed(&self) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        self.commit_failing.store(true, Ordering::Relaxed);
     }
 
-    /// Delivered dead letters by error class.
-    pub fn dead_lettered(&self) -> Vec<(String, u64)> {
-        lock(&self.dead_lettered)
-            .iter()
-            .map(|(class, n)| (class.clone(), *n))
-            .collect()
+    /// Whether the latest commit attempt failed.
+    pub fn commit_failing(&self) -> bool {
+        self.commit_failing.load(Ordering::Relaxed)
     }
 
-    /// Delivered dead letters of every class.
-    pub fn dead_lettered_total(&self) -> u64 {
-        lock(&self.dead_lettered).values().sum()
+    /// Time since the last successful commit or, before the first one,
+    /// since the source was set up: a source that never commits ages like
+    /// one that stopped committing.
+    pub fn commit_age(&self) -> Duration {
+        self.since_last_commit()
+            .unwrap_or_else(|| self.created.elapsed())
     }
 
     /// Time since the last successful commit.
@@ -190,24 +199,4 @@ impl SourceStatus {
 /// stay consistent even if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dead_letter_classes_are_bounded() {
-        let status = SourceStatus::new("s", "t");
-        for i in 0..100 {
-            status.add_dead_lettered(&format!("class{i}"), 1);
-        }
-        status.add_dead_lettered("class0", 2);
-        let counts = status.dead_lettered();
-        assert_eq!(counts.len(), MAX_ERROR_CLASSES + 1);
-        assert_eq!(status.dead_lettered_total(), 102);
-        let get = |c: &str| counts.iter().find(|(k, _)| k == c).map(|(_, n)| *n);
-        assert_eq!(get("class0"), Some(3));
-        assert_eq!(get(OTHER_CLASS), Some(100 - MAX_ERROR_CLASSES as u64));
-    }
 }

@@ -73,6 +73,12 @@ impl ClientContext for KafkaContext {
         // that really fail surface through their delivery reports.
         tracing::warn!(target: "librdkafka", error = %error, "Kafka client error: {reason}");
     }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`): queue
+    /// depth, broker round-trip times, retries and errors for `/metrics`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::metrics::global().kafka_statistics(&statistics);
+    }
 }
 
 impl ProducerContext for KafkaContext {
@@ -193,6 +199,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     // the queue is full, sources wait (backpressure) instead of buffering.
     ("queue.buffering.max.kbytes", "65536"),
     ("queue.buffering.max.messages", "100000"),
+    // Queue depth, broker round-trip times and retries for `/metrics`.
+    ("statistics.interval.ms", "5000"),
 ];
 
 /// A connection to Kafka: the producer and, in embedded mode, the broker.

@@ -1,0 +1,760 @@
+//! Prometheus metrics: what `/metrics` serves.
+//!
+//! Per-source counters live in each source's [`SourceStatus`] (plain
+//! atomics the pipeline bumps anyway); a collector turns them into metric
+//! families at scrape time, so the hot path pays nothing extra and a source
+//! removed by a reload disappears from the output. Counters that only exist
+//! here (records failed and dead-lettered by error class, the write-to-ack
+//! histogram, reloads) are ordinary registered metrics.
+//!
+//! Labels come only from bounded sets: source name, plugin, error class,
+//! state, broker id. Never a path, a record value or an error message.
+//!
+//! Names: counters are `tributary_<noun>_<unit>_total`, gauges carry their
+//! unit (`_seconds`, `_bytes`, `_records`) without `_total`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Instant;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::pipeline::{SourceState, SourceStatus};
+
+/// Upper bounds of the write-to-ack histogram: from a local broker's
+/// millisecond to librdkafka's delivery timeouts.
+const WRITE_TO_ACK_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Error classes used by the daemon itself when counting failed records.
+/// The dead-letter path may add its own, but each caller must draw from a
+/// fixed list: every class becomes a time series.
+pub mod error_class {
+    /// Kafka did not acknowledge in time (`message.timeout.ms`).
+    pub const TIMED_OUT: &str = "timed_out";
+    /// The record is larger than the broker or producer accepts.
+    pub const TOO_LARGE: &str = "too_large";
+    /// The topic or cluster refused the producer's credentials.
+    pub const AUTHORIZATION: &str = "authorization";
+    /// The topic or partition does not exist.
+    pub const UNKNOWN_TOPIC: &str = "unknown_topic";
+    /// The broker fenced or forgot the idempotent producer.
+    pub const PRODUCER_STATE: &str = "producer_state";
+    /// Rows could not be serialised.
+    pub const SERIALIZE: &str = "serialize";
+    /// Anything else Kafka reported.
+    pub const KAFKA_OTHER: &str = "kafka_other";
+    /// Where classes beyond [`super::MAX_CLASSES_PER_SOURCE`] are counted.
+    pub const OTHER: &str = "other";
+
+    /// The classes the daemon itself counts failed records under; every
+    /// source exports them from the start (at 0), so a dashboard's error
+    /// panels have series before the first error.
+    pub const DAEMON: &[&str] = &[
+        TIMED_OUT,
+        TOO_LARGE,
+        AUTHORIZATION,
+        UNKNOWN_TOPIC,
+        PRODUCER_STATE,
+        SERIALIZE,
+        KAFKA_OTHER,
+    ];
+}
+
+/// Distinct error classes a source may create series for; further ones are
+/// counted as [`error_class::OTHER`]. Dead-letter classes come from
+/// plugins, and a plugin bug must not be able to flood Prometheus.
+pub const MAX_CLASSES_PER_SOURCE: usize = 32;
+/// Longest error class kept; longer ones are cut.
+const MAX_CLASS_CHARS: usize = 48;
+
+/// The error class of a Kafka produce or delivery error.
+pub fn kafka_error_class(error: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode as Code;
+    match error.rdkafka_error_code() {
+        Some(Code::MessageTimedOut | Code::RequestTimedOut) => error_class::TIMED_OUT,
+        Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => error_class::TOO_LARGE,
+        Some(
+            Code::TopicAuthorizationFailed
+            | Code::ClusterAuthorizationFailed
+            | Code::SaslAuthenticationFailed,
+        ) => error_class::AUTHORIZATION,
+        Some(Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition) => {
+            error_class::UNKNOWN_TOPIC
+        }
+        Some(
+            Code::ProducerFenced
+            | Code::InvalidProducerEpoch
+            | Code::UnknownProducerId
+            | Code::OutOfOrderSequenceNumber
+            | Code::InvalidProducerIdMapping
+            | Code::Fatal,
+        ) => error_class::PRODUCER_STATE,
+        _ => error_class::KAFKA_OTHER,
+    }
+}
+
+/// The daemon's metrics. One per process: [`global`].
+pub struct Metrics {
+    registry: Registry,
+    sources: Arc<Mutex<BTreeMap<String, Arc<SourceStatus>>>>,
+    kafka: Arc<Mutex<Option<KafkaStats>>>,
+    records_failed: IntCounterVec,
+    records_dead_lettered: IntCounterVec,
+    write_to_ack: HistogramVec,
+    reloads: IntCounter,
+    reload_failures: IntCounter,
+    plugin_load_failures: IntCounter,
+    /// The error classes each source has used, to enforce
+    /// [`MAX_CLASSES_PER_SOURCE`].
+    classes: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics. A process-wide instance because librdkafka's
+/// callbacks and the plugin threads report into it without a handle.
+pub fn global() -> &'static Metrics {
+    &GLOBAL
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let records_failed = IntCounterVec::new(
+            Opts::new(
+                "tributary_source_failed_records_total",
+                "Records that could not be delivered or serialised, by error class; \
+                 they are retried from the last committed checkpoint, never skipped.",
+            ),
+            &["source", "error_class"],
+        )
+        .expect("static metric options are valid");
+        let records_dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "tributary_source_dead_lettered_records_total",
+                "Records written to the source's dead-letter topic, by error class.",
+            ),
+            &["source", "error_class"],
+        )
+        .expect("static metric options are valid");
+        let write_to_ack = HistogramVec::new(
+            HistogramOpts::new(
+                "tributary_source_write_to_ack_seconds",
+                "Time from handing a batch to the producer to Kafka acknowledging its last record.",
+            )
+            .buckets(WRITE_TO_ACK_BUCKETS.to_vec()),
+            &["source"],
+        )
+        .expect("static metric options are valid");
+        let reloads = IntCounter::new(
+            "tributary_reloads_total",
+            "Configuration reloads applied (SIGHUP or a change in the drop-in directory).",
+        )
+        .expect("static metric options are valid");
+        let reload_failures = IntCounter::new(
+            "tributary_reload_failures_total",
+            "Configuration reloads rejected because the new configuration was invalid; \
+             the running configuration was kept.",
+        )
+        .expect("static metric options are valid");
+        let plugin_load_failures = IntCounter::new(
+            "tributary_plugin_load_failures_total",
+            "Plugin libraries that could not be loaded.",
+        )
+        .expect("static metric options are valid");
+        let sources = Arc::new(Mutex::new(BTreeMap::new()));
+        let kafka = Arc::new(Mutex::new(None));
+        let dynamic = DynamicCollector::new(sources.clone(), kafka.clone());
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(records_failed.clone()),
+            Box::new(records_dead_lettered.clone()),
+            Box::new(write_to_ack.clone()),
+            Box::new(reloads.clone()),
+            Box::new(reload_failures.clone()),
+            Box::new(plugin_load_failures.clone()),
+            Box::new(dynamic),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ];
+        for collector in collectors {
+            // Names are distinct by construction; a clash is a bug caught by
+            // the unit tests below, and must not take the daemon down.
+            if let Err(e) = registry.register(collector) {
+                tracing::error!(error = %e, "Metric not registered.");
+            }
+        }
+        Metrics {
+            registry,
+            sources,
+            kafka,
+            records_failed,
+            records_dead_lettered,
+            write_to_ack,
+            reloads,
+            reload_failures,
+            plugin_load_failures,
+            classes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A bounded label value for `class` reported by `source`: lowercase
+    /// `[a-z0-9_]`, at most [`MAX_CLASS_CHARS`], and at most
+    /// [`MAX_CLASSES_PER_SOURCE`] distinct per source.
+    fn class_label(&self, source: &str, class: &str) -> String {
+        let mut clean: String = class
+            .chars()
+            .take(MAX_CLASS_CHARS)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if clean.is_empty() {
+            clean = error_class::OTHER.to_owned();
+        }
+        let mut classes = lock(&self.classes);
+        let seen = classes.entry(source.to_owned()).or_default();
+        if seen.contains(&clean) || seen.len() < MAX_CLASSES_PER_SOURCE {
+            seen.insert(clean.clone());
+            clean
+        } else {
+            error_class::OTHER.to_owned()
+        }
+    }
+
+    /// Exports `status` until [`Metrics::remove_source`] (a reload removed
+    /// or replaced it).
+    pub fn add_source(&self, status: Arc<SourceStatus>) {
+        for class in error_class::DAEMON {
+            self.records_failed
+                .with_label_values(&[status.name.as_str(), class]);
+        }
+        self.records_dead_lettered
+            .with_label_values(&[status.name.as_str(), error_class::OTHER]);
+        lock(&self.sources).insert(status.name.clone(), status);
+    }
+
+    /// Stops exporting the source `name`.
+    pub fn remove_source(&self, name: &str) {
+        lock(&self.sources).remove(name);
+        let _ = self.write_to_ack.remove_label_values(&[name]);
+        let classes = lock(&self.classes).remove(name).unwrap_or_default();
+        for class in classes
+            .iter()
+            .map(String::as_str)
+            .chain(error_class::DAEMON.iter().copied())
+            .chain([error_class::OTHER])
+        {
+            let _ = self.records_failed.remove_label_values(&[name, class]);
+            let _ = self
+                .records_dead_lettered
+                .remove_label_values(&[name, class]);
+        }
+    }
+
+    /// Counts `n` records of `source` that failed with `error_class` (one of
+    /// a fixed set, see [`error_class`]).
+    pub fn records_failed(&self, source: &str, error_class: &str, n: u64) {
+        let class = self.class_label(source, error_class);
+        self.records_failed
+            .with_label_values(&[source, &class])
+            .inc_by(n);
+    }
+
+    /// Counts `n` records of `source` written to its dead-letter topic.
+    /// `error_class` is the dead-letter row's class (e.g. `ragged_row`,
+    /// `invalid_utf8`); it is cleaned and capped per source (see
+    /// [`MAX_CLASSES_PER_SOURCE`]), so a plugin cannot flood the output.
+    pub fn records_dead_lettered(&self, source: &str, error_class: &str, n: u64) {
+        let class = self.class_label(source, error_class);
+        self.records_dead_lettered
+            .with_label_values(&[source, &class])
+            .inc_by(n);
+    }
+
+    /// The write-to-ack histogram of `source`, for its sending thread.
+    pub fn write_to_ack(&self, source: &str) -> Histogram {
+        self.write_to_ack.with_label_values(&[source])
+    }
+
+    /// Counts an applied reload.
+    pub fn reload_applied(&self) {
+        self.reloads.inc();
+    }
+
+    /// Counts a rejected reload.
+    pub fn reload_failed(&self) {
+        self.reload_failures.inc();
+    }
+
+    /// Counts plugin libraries that failed to load.
+    pub fn plugin_load_failed(&self, n: u64) {
+        self.plugin_load_failures.inc_by(n);
+    }
+
+    /// Takes in librdkafka's latest statistics (`statistics.interval.ms`).
+    pub fn kafka_statistics(&self, stats: &Statistics) {
+        *lock(&self.kafka) = Some(KafkaStats::from(stats));
+    }
+
+    /// Every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a family that the encoder
+        // rejects would be a bug in this module, reported in the output.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!(error = %e, "Metrics could not be encoded.");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// What the daemon keeps of librdkafka's statistics.
+#[derive(Debug, Clone, Default)]
+struct KafkaStats {
+    queue_messages: u64,
+    queue_bytes: u64,
+    retries: u64,
+    transmit_errors: u64,
+    /// `(node id, average round-trip time in µs, is up)` of real brokers
+    /// (bootstrap entries have node id -1 and are left out).
+    brokers: Vec<(i32, Option<i64>, bool)>,
+}
+
+impl From<&Statistics> for KafkaStats {
+    fn from(s: &Statistics) -> Self {
+        let mut stats = KafkaStats {
+            queue_messages: s.msg_cnt,
+            queue_bytes: s.msg_size,
+            ..KafkaStats::default()
+        };
+        for broker in s.brokers.values() {
+            stats.retries += broker.txretries;
+            stats.transmit_errors += broker.txerrs;
+            if broker.nodeid >= 0 {
+                stats.brokers.push((
+                    broker.nodeid,
+                    broker.rtt.as_ref().map(|w| w.avg),
+                    broker.state == "UP",
+                ));
+            }
+        }
+        stats.brokers.sort_unstable();
+        stats
+    }
+}
+
+/// Builds the families whose series come and go with sources, and those
+/// read from librdkafka's statistics, at each scrape.
+struct DynamicCollector {
+    sources: Arc<Mutex<BTreeMap<String, Arc<SourceStatus>>>>,
+    kafka: Arc<Mutex<Option<KafkaStats>>>,
+    started: Instant,
+    /// Serialises scrapes: collecting resets and refills the vectors below.
+    scrape: Mutex<Families>,
+    descs: Vec<Desc>,
+}
+
+struct Families {
+    polled: IntCounterVec,
+    produced: IntCounterVec,
+    bytes: IntCounterVec,
+    batches: IntCounterVec,
+    commits: IntCounterVec,
+    commit_failures: IntCounterVec,
+    restarts: IntCounterVec,
+    commit_age: GaugeVec,
+    in_flight: IntGaugeVec,
+    lag: IntGaugeVec,
+    state: IntGaugeVec,
+    uptime: Gauge,
+    build_info: IntGaugeVec,
+    queue_messages: IntGauge,
+    queue_bytes: IntGauge,
+    retries: IntCounter,
+    transmit_errors: IntCounter,
+    rtt: GaugeVec,
+    brokers_up: IntGauge,
+}
+
+fn counter_vec(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &["source", "plugin"])
+        .expect("static metric options are valid")
+}
+
+fn int_gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric options are valid")
+}
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            polled: counter_vec(
+                "tributary_source_polled_records_total",
+                "Rows received from the source's plugin.",
+            ),
+            produced: counter_vec(
+                "tributary_source_produced_records_total",
+                "Records Kafka acknowledged.",
+            ),
+            bytes: counter_vec(
+                "tributary_source_produced_bytes_total",
+                "Value bytes of the records Kafka acknowledged.",
+            ),
+            batches: counter_vec(
+                "tributary_source_batches_total",
+                "Batches received from the source's plugin.",
+            ),
+            commits: counter_vec(
+                "tributary_source_offset_commits_total",
+                "Successful writes of the source's delivered checkpoints.",
+            ),
+            commit_failures: counter_vec(
+                "tributary_source_offset_commit_failures_total",
+                "Failed writes of the source's checkpoints (retried at the next interval).",
+            ),
+            restarts: counter_vec(
+                "tributary_source_restarts_total",
+                "Restarts of the source after a failure.",
+            ),
+            commit_age: GaugeVec::new(
+                Opts::new(
+                    "tributary_source_last_commit_age_seconds",
+                    "Seconds since the source's last successful offset commit (since it was set \
+                     up, before the first). An idle source has nothing to commit.",
+                ),
+                &["source", "plugin"],
+            )
+            .expect("static metric options are valid"),
+            in_flight: int_gauge_vec(
+                "tributary_source_in_flight_records",
+                "Records handed to the producer and not yet acknowledged.",
+                &["source", "plugin"],
+            ),
+            lag: int_gauge_vec(
+                "tributary_source_lag",
+                "How far the source is behind its input, in the plugin's unit (bytes or rows); \
+                 absent when the plugin does not know.",
+                &["source", "plugin"],
+            ),
+            state: int_gauge_vec(
+                "tributary_source_state",
+                "1 for the source's current state, 0 for the others.",
+                &["source", "plugin", "state"],
+            ),
+            uptime: Gauge::new(
+                "tributary_uptime_seconds",
+                "Seconds since the daemon started.",
+            )
+            .expect("static metric options are valid"),
+            build_info: int_gauge_vec(
+                "tributary_build_info",
+                "Always 1; the label carries the daemon's version.",
+                &["version"],
+            ),
+            queue_messages: IntGauge::new(
+                "tributary_kafka_queue_messages",
+                "Records in the producer's queue (librdkafka msg_cnt).",
+            )
+            .expect("static metric options are valid"),
+            queue_bytes: IntGauge::new(
+                "tributary_kafka_queue_bytes",
+                "Bytes in the producer's queue (librdkafka msg_size).",
+            )
+            .expect("static metric options are valid"),
+            retries: IntCounter::new(
+                "tributary_kafka_retries_total",
+                "Produce requests sent again by librdkafka (resets when the producer is replaced).",
+            )
+            .expect("static metric options are valid"),
+            transmit_errors: IntCounter::new(
+                "tributary_kafka_transmit_errors_total",
+                "Transmission errors towards brokers (resets when the producer is replaced).",
+            )
+            .expect("static metric options are valid"),
+            rtt: GaugeVec::new(
+                Opts::new(
+                    "tributary_kafka_broker_rtt_seconds",
+                    "Average round-trip time to each broker over the last statistics window.",
+                ),
+                &["broker"],
+            )
+            .expect("static metric options are valid"),
+            brokers_up: IntGauge::new(
+                "tributary_kafka_brokers_up",
+                "Brokers the producer is connected to.",
+            )
+            .expect("static metric options are valid"),
+        }
+    }
+
+    fn collectors(&self) -> Vec<&dyn Collector> {
+        vec![
+            &self.polled,
+            &self.produced,
+            &self.bytes,
+            &self.batches,
+            &self.commits,
+            &self.commit_failures,
+            &self.restarts,
+            &self.commit_age,
+            &self.in_flight,
+            &self.lag,
+            &self.state,
+            &self.uptime,
+            &self.build_info,
+            &self.queue_messages,
+            &self.queue_bytes,
+            &self.retries,
+            &self.transmit_errors,
+            &self.rtt,
+            &self.brokers_up,
+        ]
+    }
+}
+
+impl DynamicCollector {
+    fn new(
+        sources: Arc<Mutex<BTreeMap<String, Arc<SourceStatus>>>>,
+        kafka: Arc<Mutex<Option<KafkaStats>>>,
+    ) -> DynamicCollector {
+        let families = Families::new();
+        let descs = families
+            .collectors()
+            .into_iter()
+            .flat_map(|c| c.desc().into_iter().cloned())
+            .collect();
+        DynamicCollector {
+            sources,
+            kafka,
+            started: Instant::now(),
+            scrape: Mutex::new(families),
+            descs,
+        }
+    }
+}
+
+impl Collector for DynamicCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let f = lock(&self.scrape);
+        let statuses: Vec<Arc<SourceStatus>> = lock(&self.sources).values().cloned().collect();
+        for vec in [
+            &f.polled,
+            &f.produced,
+            &f.bytes,
+            &f.batches,
+            &f.commits,
+            &f.commit_failures,
+            &f.restarts,
+        ] {
+            vec.reset();
+        }
+        f.commit_age.reset();
+        f.in_flight.reset();
+        f.lag.reset();
+        f.state.reset();
+        f.rtt.reset();
+        for s in &statuses {
+            let labels = [s.name.as_str(), s.source_type.as_str()];
+            f.polled
+                .with_label_values(&labels)
+                .inc_by(s.records_polled.load(Relaxed));
+            f.produced
+                .with_label_values(&labels)
+                .inc_by(s.records_produced.load(Relaxed));
+            f.bytes
+                .with_label_values(&labels)
+                .inc_by(s.bytes_produced.load(Relaxed));
+            f.batches
+                .with_label_values(&labels)
+                .inc_by(s.batches.load(Relaxed));
+            f.commits
+                .with_label_values(&labels)
+                .inc_by(s.commits.load(Relaxed));
+            f.commit_failures
+                .with_label_values(&labels)
+                .inc_by(s.commit_failures.load(Relaxed));
+            f.restarts
+                .with_label_values(&labels)
+                .inc_by(s.restarts.load(Relaxed));
+            f.commit_age
+                .with_label_values(&labels)
+                .set(s.commit_age().as_secs_f64());
+            f.in_flight
+                .with_label_values(&labels)
+                .set(s.in_flight.load(Relaxed).max(0));
+            let lag = s.lag.load(Relaxed);
+            if lag >= 0 {
+                f.lag.with_label_values(&labels).set(lag);
+            }
+            let current = s.state();
+            for state in SourceState::ALL {
+                f.state
+                    .with_label_values(&[labels[0], labels[1], state.as_str()])
+                    .set(i64::from(state == current));
+            }
+        }
+        f.uptime.set(self.started.elapsed().as_secs_f64());
+        f.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let kafka = lock(&self.kafka).clone().unwrap_or_default();
+        f.queue_messages
+            .set(i64::try_from(kafka.queue_messages).unwrap_or(i64::MAX));
+        f.queue_bytes
+            .set(i64::try_from(kafka.queue_bytes).unwrap_or(i64::MAX));
+        f.retries.reset();
+        f.retries.inc_by(kafka.retries);
+        f.transmit_errors.reset();
+        f.transmit_errors.inc_by(kafka.transmit_errors);
+        let mut up = 0;
+        for (id, rtt, is_up) in &kafka.brokers {
+            if let Some(rtt) = rtt {
+                f.rtt
+                    .with_label_values(&[&id.to_string()])
+                    .set(*rtt as f64 / 1e6);
+            }
+            up += i64::from(*is_up);
+        }
+        f.brokers_up.set(up);
+        f.collectors()
+            .into_iter()
+            .flat_map(|c| c.collect())
+            .collect()
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: the guarded values are plain
+/// data that stay consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_counters_are_exported_with_source_and_plugin_labels() {
+        let metrics = Metrics::new();
+        let status = Arc::new(SourceStatus::new("orders", "datagen"));
+        status.records_produced.store(42, Relaxed);
+        status.set_state(SourceState::Running);
+        metrics.add_source(status);
+        metrics.records_dead_lettered("orders", "parse", 3);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "tributary_source_produced_records_total{plugin=\"datagen\",source=\"orders\"} 42"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tributary_source_state{plugin=\"datagen\",source=\"orders\",state=\"running\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tributary_source_state{plugin=\"datagen\",source=\"orders\",state=\"paused\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tributary_source_dead_lettered_records_total{error_class=\"parse\",source=\"orders\"} 3"
+            ),
+            "{text}"
+        );
+        // Unknown lag is absent, not a made-up number.
+        assert!(!text.contains("tributary_source_lag{"), "{text}");
+        metrics.remove_source("orders");
+        assert!(
+            !metrics
+                .render()
+                .contains("tributary_source_produced_records_total{"),
+        );
+    }
+
+    #[test]
+    fn every_collector_registers_and_process_metrics_are_present() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for name in [
+            "tributary_uptime_seconds",
+            "tributary_build_info",
+            "tributary_reloads_total",
+            "tributary_reload_failures_total",
+            "tributary_plugin_load_failures_total",
+            "tributary_kafka_queue_messages",
+            "tributary_kafka_retries_total",
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} missing:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_classes_are_cleaned_and_capped_per_source() {
+        let metrics = Metrics::new();
+        metrics.records_dead_lettered("s", "Bad Row/../x", 1);
+        for i in 0..MAX_CLASSES_PER_SOURCE + 10 {
+            metrics.records_dead_lettered("s", &format!("class{i}"), 1);
+        }
+        let text = metrics.render();
+        assert!(text.contains("error_class=\"bad_row____x\""), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tributary_source_dead_lettered_records_total{"))
+            .count();
+        // The cap, plus the overflow class.
+        assert_eq!(series, MAX_CLASSES_PER_SOURCE + 1, "{text}");
+        assert!(
+            text.contains(
+                "tributary_source_dead_lettered_records_total{error_class=\"other\",source=\"s\"} 11"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn delivery_errors_fall_into_bounded_classes() {
+        let class = |code| kafka_error_class(&KafkaError::MessageProduction(code));
+        assert_eq!(class(RDKafkaErrorCode::MessageTimedOut), "timed_out");
+        assert_eq!(class(RDKafkaErrorCode::MessageSizeTooLarge), "too_large");
+        assert_eq!(
+            class(RDKafkaErrorCode::TopicAuthorizationFailed),
+            "authorization"
+        );
+        assert_eq!(class(RDKafkaErrorCode::BrokerNotAvailable), "kafka_other");
+    }
+}
