@@ -539,3 +539,323 @@ fn move_away(spool: &SpoolConfig, path: &Path, failure: Option<&str>, log: Logge
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use serde_json::json;
+
+    use super::*;
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "tributary-csv-{label}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn source(format: Format, options: serde_json::Value, cps: &[(Vec<u8>, Vec<u8>)]) -> Tables {
+        let config = Config::from_json(format, &options).unwrap();
+        Tables::new(config, cps, Logger::none()).unwrap()
+    }
+
+    /// Polls until `Finished`, or until nothing new comes for a few polls.
+    fn drain(t: &mut Tables) -> Vec<Batch> {
+        let mut out = Vec::new();
+        let mut idle = 0;
+        while idle < 5 {
+            match t.poll(Duration::from_millis(20)).unwrap() {
+                Poll::Batch(b) => {
+                    idle = 0;
+                    out.push(b);
+                }
+                Poll::Idle => idle += 1,
+                Poll::Finished => break,
+            }
+        }
+        out
+    }
+
+    fn seqs(batches: &[Batch]) -> Vec<i64> {
+        batches
+            .iter()
+            .filter(|b| b.records.num_rows() > 0)
+            .flat_map(|b| {
+                let col = b.records.column_by_name("seq").unwrap();
+                col.as_primitive::<Int64Type>().values().to_vec()
+            })
+            .collect()
+    }
+
+    fn csv_text(rows: std::ops::Range<i64>) -> String {
+        let mut s = String::from("seq,customer_id,note\n");
+        for i in rows {
+            s.push_str(&format!("{i},c-{},\"line {i}\nwith, comma\"\r\n", i % 7));
+        }
+        s
+    }
+
+    fn write_gzip(path: &Path, text: &str) {
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(text.as_bytes()).unwrap();
+        enc.finish().unwrap();
+    }
+
+    /// Every checkpoint a first run returned, used as the resume point of a
+    /// second run: the second run yields exactly the rows after it.
+    fn resumes_exactly(format: Format, path: &Path, total: i64) {
+        let options = json!({"path": path.to_str().unwrap(), "batch_rows": 37});
+        let mut first = source(format, options.clone(), &[]);
+        let batches = drain(&mut first);
+        assert_eq!(seqs(&batches), (0..total).collect::<Vec<_>>(), "{format:?}");
+        let last = batches.last().unwrap();
+        assert!(Checkpoint::decode(&last.checkpoint).unwrap().done);
+        let mut before = 0;
+        for (i, b) in batches.iter().enumerate() {
+            before += b.records.num_rows() as i64;
+            let cps = vec![(b.partition.clone(), b.checkpoint.clone())];
+            let mut resumed = source(format, options.clone(), &cps);
+            let rest = drain(&mut resumed);
+            assert_eq!(
+                seqs(&rest),
+                (before..total).collect::<Vec<_>>(),
+                "{format:?}: resumed after batch {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn resume_after_any_checkpoint_repeats_and_loses_nothing() {
+        let dir = Scratch::new("resume");
+        let plain = dir.0.join("orders.csv");
+        std::fs::write(&plain, csv_text(0..300)).unwrap();
+        resumes_exactly(Format::Csv, &plain, 300);
+
+        let gz = dir.0.join("orders.csv.gz");
+        write_gzip(&gz, &format!("\u{feff}{}", csv_text(0..200)));
+        resumes_exactly(Format::Csv, &gz, 200);
+
+        let nd = dir.0.join("orders.ndjson");
+        let lines: String = (0..150)
+            .map(|i| format!("{{\"seq\":{i},\"v\":\"x{i}\"}}\n{}", if i % 10 == 0 { "\n" } else { "" }))
+            .collect();
+        std::fs::write(&nd, lines).unwrap();
+        resumes_exactly(Format::Ndjson, &nd, 150);
+    }
+
+    #[test]
+    fn a_file_already_read_is_not_read_again_whatever_its_name() {
+        let dir = Scratch::new("identity");
+        let a = dir.0.join("a.csv");
+        std::fs::write(&a, csv_text(0..10)).unwrap();
+        let options = json!({"path": dir.0.join("*.csv").to_str().unwrap()});
+        let mut first = source(Format::Csv, options.clone(), &[]);
+        let batches = drain(&mut first);
+        let last = batches.last().unwrap();
+        let cps = vec![(last.partition.clone(), last.checkpoint.clone())];
+        // Renamed: same identity, nothing to read.
+        std::fs::rename(&a, dir.0.join("b.csv")).unwrap();
+        let mut again = source(Format::Csv, options.clone(), &cps);
+        assert!(seqs(&drain(&mut again)).is_empty());
+        // Same name, new content: a new file, read from its start.
+        std::fs::write(dir.0.join("b.csv"), csv_text(0..12)).unwrap();
+        let mut new = source(Format::Csv, options, &cps);
+        assert_eq!(seqs(&drain(&mut new)), (0..12).collect::<Vec<_>>());
+    }
+
+    fn spool_options(dir: &Path) -> serde_json::Value {
+        json!({
+            "spool_dir": dir.to_str().unwrap(),
+            "pattern": "*.csv",
+            "settle_ms": 0,
+            "scan_interval_ms": 10,
+            "batch_rows": 4,
+        })
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn spool_files_move_only_after_commit() {
+        let dir = Scratch::new("spool");
+        std::fs::write(dir.0.join("a.csv"), csv_text(0..10)).unwrap();
+        std::fs::write(dir.0.join("b.csv"), csv_text(10..13)).unwrap();
+        std::fs::write(dir.0.join("ignored.txt"), "x").unwrap();
+        let mut t = source(Format::Csv, spool_options(&dir.0), &[]);
+        let batches = drain(&mut t);
+        assert_eq!(seqs(&batches), (0..13).collect::<Vec<_>>());
+        // Everything read, nothing committed: everything still in the spool.
+        assert_eq!(names(&dir.0), ["a.csv", "b.csv", "ignored.txt"]);
+        // Committing all but the last checkpoint of each file moves nothing.
+        for b in &batches {
+            if !Checkpoint::decode(&b.checkpoint).unwrap().done {
+                t.committed(&b.partition, &b.checkpoint).unwrap();
+            }
+        }
+        assert_eq!(names(&dir.0), ["a.csv", "b.csv", "ignored.txt"]);
+        assert!(drain(&mut t).is_empty(), "files awaiting commit are not read again");
+        // The last checkpoint of `a` moves `a` only.
+        let done: Vec<&Batch> = batches
+            .iter()
+            .filter(|b| Checkpoint::decode(&b.checkpoint).unwrap().done)
+            .collect();
+        assert_eq!(done.len(), 2);
+        t.committed(&done[0].partition, &done[0].checkpoint).unwrap();
+        assert_eq!(names(&dir.0), ["b.csv", "ignored.txt"]);
+        assert_eq!(names(&dir.0.join("finished")), ["a.csv"]);
+        t.committed(&done[1].partition, &done[1].checkpoint).unwrap();
+        assert_eq!(names(&dir.0.join("finished")), ["a.csv", "b.csv"]);
+        // The same name dropped again with new content is a new file, and
+        // does not overwrite the first one in `finished/`.
+        std::fs::write(dir.0.join("a.csv"), csv_text(100..102)).unwrap();
+        let batches = drain(&mut t);
+        assert_eq!(seqs(&batches), [100, 101]);
+        let last = batches.last().unwrap();
+        t.committed(&last.partition, &last.checkpoint).unwrap();
+        assert_eq!(names(&dir.0.join("finished")), ["a.csv", "a.csv.1", "b.csv"]);
+    }
+
+    #[test]
+    fn a_file_committed_but_not_moved_is_moved_without_reading() {
+        let dir = Scratch::new("unmoved");
+        std::fs::write(dir.0.join("a.csv"), csv_text(0..5)).unwrap();
+        let mut first = source(Format::Csv, spool_options(&dir.0), &[]);
+        let batches = drain(&mut first);
+        let last = batches.last().unwrap();
+        // The daemon died after committing, before `committed` reached us.
+        let cps = vec![(last.partition.clone(), last.checkpoint.clone())];
+        let mut second = source(Format::Csv, spool_options(&dir.0), &cps);
+        assert!(drain(&mut second).is_empty());
+        assert_eq!(names(&dir.0.join("finished")), ["a.csv"]);
+    }
+
+    #[test]
+    fn marker_files_gate_pickup_and_leave_with_the_file() {
+        let dir = Scratch::new("marker");
+        let mut options = spool_options(&dir.0);
+        options["marker_suffix"] = json!(".done");
+        options["settle_ms"] = json!(0);
+        std::fs::write(dir.0.join("a.csv"), csv_text(0..3)).unwrap();
+        let mut t = source(Format::Csv, options, &[]);
+        assert!(drain(&mut t).is_empty(), "no marker, no pickup");
+        std::fs::write(dir.0.join("a.csv.done"), "").unwrap();
+        let batches = drain(&mut t);
+        assert_eq!(seqs(&batches), [0, 1, 2]);
+        let last = batches.last().unwrap();
+        t.committed(&last.partition, &last.checkpoint).unwrap();
+        assert!(names(&dir.0).is_empty(), "{:?}", names(&dir.0));
+        assert_eq!(names(&dir.0.join("finished")), ["a.csv"]);
+    }
+
+    #[test]
+    fn a_file_still_changing_is_not_picked_up_until_it_settles() {
+        let dir = Scratch::new("settle");
+        let mut options = spool_options(&dir.0);
+        options["settle_ms"] = json!(200);
+        let path = dir.0.join("a.csv");
+        let mut t = source(Format::Csv, options, &[]);
+        let mut file = std::fs::File::create(&path).unwrap();
+        for i in 0..10 {
+            writeln!(file, "{}", if i == 0 { "seq" } else { "1" }).unwrap();
+            file.flush().unwrap();
+            // Keeps changing faster than it settles: never picked up.
+            assert!(seqs(&drain(&mut t)).is_empty());
+        }
+        drop(file);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(seqs(&drain(&mut t)), [1; 9]);
+    }
+
+    #[test]
+    fn unreadable_and_failing_spool_files_go_to_error_with_a_reason() {
+        let dir = Scratch::new("error");
+        std::fs::write(dir.0.join("a.csv"), "seq\n1\n2\nthree\n4\n").unwrap();
+        let mut options = spool_options(&dir.0);
+        options["columns"] = json!({"seq": "int64"});
+        let mut t = source(Format::Csv, options, &[]);
+        let batches = drain(&mut t);
+        assert_eq!(seqs(&batches), [1, 2]);
+        let last = batches.last().unwrap();
+        let cp = Checkpoint::decode(&last.checkpoint).unwrap();
+        assert!(cp.done && cp.failed, "{cp:?}");
+        assert_eq!(names(&dir.0), ["a.csv"], "not moved before the commit");
+        t.committed(&last.partition, &last.checkpoint).unwrap();
+        assert_eq!(names(&dir.0.join("error")), ["a.csv", "a.csv.reason"]);
+        let reason = std::fs::read_to_string(dir.0.join("error/a.csv.reason")).unwrap();
+        assert!(reason.contains("a.csv line 4: column 1 (`seq`)"), "{reason}");
+
+        let pq = Scratch::new("error-parquet");
+        std::fs::write(pq.0.join("x.parquet"), "not parquet").unwrap();
+        let mut options = spool_options(&pq.0);
+        options["pattern"] = json!("*.parquet");
+        let mut t = source(Format::Parquet, options, &[]);
+        assert!(drain(&mut t).is_empty());
+        assert_eq!(names(&pq.0.join("error")), ["x.parquet", "x.parquet.reason"]);
+    }
+
+    #[test]
+    fn a_bad_row_fails_a_path_source_naming_file_and_line() {
+        let dir = Scratch::new("fail");
+        let path = dir.0.join("a.csv");
+        std::fs::write(&path, "seq,x\n1,a\n2\n").unwrap();
+        let mut t = source(Format::Csv, json!({"path": path.to_str().unwrap()}), &[]);
+        let err = loop {
+            match t.poll(Duration::from_millis(20)) {
+                Err(e) => break e,
+                Ok(Poll::Finished) => panic!("finished despite a bad row"),
+                Ok(_) => {}
+            }
+        };
+        assert!(err.0.contains("a.csv line 3"), "{err}");
+        assert!(err.0.contains("ragged_row"), "{err}");
+    }
+
+    #[test]
+    fn foreign_or_corrupt_checkpoints_are_refused() {
+        let options = json!({"path": "/nonexistent.csv"});
+        let config = Config::from_json(Format::Csv, &options).unwrap();
+        let err = Tables::new(config.clone(), &[(b"seq".to_vec(), vec![0; 8])], Logger::none())
+            .unwrap_err();
+        assert!(err.0.contains("not a file identity"), "{err}");
+        let id = Identity {
+            fingerprint: 1,
+            size: 2,
+        };
+        let err = Tables::new(config, &[(id.partition(), vec![1, 2])], Logger::none())
+            .unwrap_err();
+        assert!(err.0.contains("expected 26"), "{err}");
+    }
+}

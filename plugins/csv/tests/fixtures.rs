@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use serde_json::{Value, json};
 use tributary_csv::checkpoint::Checkpoint;
 use tributary_csv::{CsvSource, NdjsonSource};

@@ -374,10 +374,9 @@ impl TableReader for CsvReader {
                     });
                 }
                 Err(bad) => {
-                    if self.policy.on_error == OnError::DeadLetter
-                        && !self.assembly.rows.is_empty()
-                    {
-                        // A bad row ends a run of good ones; it starts the next chunk.
+                    if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
+                        // A bad row ends a run of good ones: the good ones go out first,
+                        // then the bad one starts the next chunk (or fails the file).
                         self.pending = true;
                         break;
                     }

@@ -283,9 +283,7 @@ impl TableReader for NdjsonReader {
                     self.assembly.rows.append(&self.cells, |i| texts[i].as_str());
                 }
                 Err(bad) => {
-                    if self.policy.on_error == OnError::DeadLetter
-                        && !self.assembly.rows.is_empty()
-                    {
+                    if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
                         self.pending = true;
                         break;
                     }
