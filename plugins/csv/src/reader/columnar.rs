@@ -150,3 +150,152 @@ impl TableReader for ColumnarReader {
         (0, Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+        StringArray, TimestampMicrosecondArray,
+    };
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+
+    /// Rows with several column types and nulls, as a DataFrame library
+    /// would write them.
+    fn sample(rows: i64) -> RecordBatch {
+        let n = rows as usize;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("seq", DataType::Int64, false),
+            Field::new("price", DataType::Float64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("paid", DataType::Boolean, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                true,
+            ),
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+            Field::new("day", DataType::Date32, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(0..rows)),
+            Arc::new(Float64Array::from_iter(
+                (0..rows).map(|i| (i % 5 != 0).then_some(i as f64 * 1.25)),
+            )),
+            Arc::new(StringArray::from_iter(
+                (0..rows).map(|i| (i % 7 != 0).then(|| format!("name {i}"))),
+            )),
+            Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i % 2 == 0)))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|i| 1_700_000_000_000_000 + i),
+                )
+                .with_timezone("+00:00"),
+            ),
+            Arc::new(
+                Decimal128Array::from_iter((0..rows).map(|i| (i % 3 != 0).then_some(i as i128 * 101)))
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Date32Array::from_iter_values((0..n as i32).map(|i| 19_000 + i))),
+        ];
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn read_all(mut r: ColumnarReader, max: usize) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        loop {
+            match r.next_chunk(max).unwrap() {
+                Chunk::Rows(b) => {
+                    assert!(b.num_rows() <= max);
+                    out.push(b);
+                }
+                Chunk::End => return out,
+                Chunk::Dead(_) => panic!("columnar files have no bad rows"),
+            }
+        }
+    }
+
+    fn concat(batches: &[RecordBatch]) -> RecordBatch {
+        arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tributary-csv-col-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn parquet_round_trip_keeps_types_and_resumes_at_a_row() {
+        let data = sample(1000);
+        let path = scratch("rows.parquet");
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(300))
+            .build();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), data.schema(), Some(props))
+                .unwrap();
+        w.write(&data).unwrap();
+        w.close().unwrap();
+
+        let r = ColumnarReader::parquet(&path, 64, Checkpoint::default()).unwrap();
+        assert_eq!(r.lag(), Some(1000));
+        assert_eq!(concat(&read_all(r, 64)), data);
+        let resume = Checkpoint {
+            next_row: 613,
+            ..Checkpoint::default()
+        };
+        let rest = read_all(ColumnarReader::parquet(&path, 64, resume).unwrap(), 64);
+        assert_eq!(concat(&rest), data.slice(613, 387));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn arrow_ipc_files_and_streams_round_trip_and_resume() {
+        let data = sample(500);
+        let file_path = scratch("rows.arrow");
+        let mut w =
+            arrow_ipc::writer::FileWriter::try_new(File::create(&file_path).unwrap(), &data.schema())
+                .unwrap();
+        // One big batch and a small one: cut to the batch size on reading.
+        w.write(&data.slice(0, 450)).unwrap();
+        w.write(&data.slice(450, 50)).unwrap();
+        w.finish().unwrap();
+        let stream_path = scratch("rows.arrows");
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(
+            File::create(&stream_path).unwrap(),
+            &data.schema(),
+        )
+        .unwrap();
+        w.write(&data).unwrap();
+        w.finish().unwrap();
+
+        for path in [&file_path, &stream_path] {
+            let all = read_all(ColumnarReader::arrow(path, Checkpoint::default()).unwrap(), 100);
+            assert_eq!(concat(&all), data, "{}", path.display());
+            let resume = Checkpoint {
+                next_row: 455,
+                ..Checkpoint::default()
+            };
+            let rest = read_all(ColumnarReader::arrow(path, resume).unwrap(), 100);
+            assert_eq!(concat(&rest), data.slice(455, 45), "{}", path.display());
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_naming_it() {
+        let path = scratch("bad.parquet");
+        std::fs::write(&path, "PAR1 nope").unwrap();
+        let err = ColumnarReader::parquet(&path, 10, Checkpoint::default()).unwrap_err();
+        assert!(err.0.contains("bad.parquet") && err.0.contains("not a readable Parquet"), "{err}");
+        let err = ColumnarReader::arrow(&path, Checkpoint::default()).unwrap_err();
+        assert!(err.0.contains("not a readable Arrow IPC"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
