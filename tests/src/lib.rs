@@ -44,7 +44,9 @@ pub use broker::{
 pub use checks::{committed_seq, output_text, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
-pub use oracle::{MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_seqs, produce_seqs};
+pub use oracle::{
+    MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
+};
 pub use paths::{daemon_bin, plugin_lib, target_dir};
 pub use process::log_tail;
 pub use tempdir::{KEEP_ENV, TempDir};

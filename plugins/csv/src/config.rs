@@ -216,14 +216,16 @@ pub fn options(format: Format) -> Vec<OptionSpec> {
         OptionSpec::new(
             "finished_dir",
             OptionKind::String,
-            Some("\"<spool_dir>/finished\""),
-            "With `spool_dir`: where read files are moved. Same file system as the spool.",
+            None,
+            "With `spool_dir`: where read files are moved; `<spool_dir>/finished` by default. \
+             Same file system as the spool.",
         ),
         OptionSpec::new(
             "error_dir",
             OptionKind::String,
-            Some("\"<spool_dir>/error\""),
-            "With `spool_dir`: where unreadable files are moved, each with `<name>.reason`.",
+            None,
+            "With `spool_dir`: where unreadable files are moved, each with `<name>.reason`; \
+             `<spool_dir>/error` by default.",
         ),
         OptionSpec::new(
             "scan_interval_ms",
