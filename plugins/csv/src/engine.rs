@@ -9,11 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
-use arrow_schema::Schema;
 use tributary_plugin_sdk::dead_letter::dead_letter_batch;
 use tributary_plugin_sdk::{Batch, Error, Logger, Poll};
 
@@ -213,7 +211,8 @@ impl Tables {
             );
         }
         Batch {
-            records: RecordBatch::new_empty(Arc::new(Schema::empty())),
+            // The file's own columns, so a configured key column is there.
+            records: RecordBatch::new_empty(file.reader.schema()),
             partition: file.partition,
             checkpoint: cp.encode(),
             lag: Some(0),

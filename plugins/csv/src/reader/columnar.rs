@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_ipc::reader::{FileReader, StreamReader};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -22,6 +22,7 @@ const ARROW_FILE_MAGIC: &[u8; 6] = b"ARROW1";
 pub struct ColumnarReader {
     path: PathBuf,
     batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>,
+    schema: arrow_schema::SchemaRef,
     /// The rest of the current batch.
     current: Option<RecordBatch>,
     /// Rows to drop from the start of the stream (Arrow IPC resume).
@@ -57,6 +58,7 @@ impl ColumnarReader {
             .map_err(err)?;
         Ok(ColumnarReader {
             path: path.to_path_buf(),
+            schema: reader.schema(),
             batches: Box::new(reader),
             current: None,
             skip: 0,
@@ -76,16 +78,19 @@ impl ColumnarReader {
         let err = |e: arrow_schema::ArrowError| {
             ReadError(format!("{}: not a readable Arrow IPC file: {e}", path.display()))
         };
-        let batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>> =
-            if is_file {
-                let reader = FileReader::try_new_buffered(file, None).map_err(err)?;
-                Box::new(reader)
-            } else {
-                let reader = StreamReader::try_new(BufReader::new(file), None).map_err(err)?;
-                Box::new(reader)
-            };
+        type Batches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
+        let (batches, schema): (Batches, _) = if is_file {
+            let reader = FileReader::try_new_buffered(file, None).map_err(err)?;
+            let schema = reader.schema();
+            (Box::new(reader), schema)
+        } else {
+            let reader = StreamReader::try_new(BufReader::new(file), None).map_err(err)?;
+            let schema = reader.schema();
+            (Box::new(reader), schema)
+        };
         Ok(ColumnarReader {
             path: path.to_path_buf(),
+            schema,
             batches,
             current: None,
             skip: usize::try_from(resume.next_row).unwrap_or(usize::MAX),
@@ -144,6 +149,10 @@ impl TableReader for ColumnarReader {
     fn lag(&self) -> Option<u64> {
         self.total_rows
             .map(|t| t.saturating_sub(self.pos.next_row))
+    }
+
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.schema.clone()
     }
 
     fn bad_rows(&mut self) -> (u64, Vec<String>) {

@@ -408,6 +408,10 @@ impl TableReader for CsvReader {
         self.size.map(|s| s.saturating_sub(self.pos.byte_pos))
     }
 
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.columns.schema.clone()
+    }
+
     fn bad_rows(&mut self) -> (u64, Vec<String>) {
         (self.policy.bad, std::mem::take(&mut self.policy.logs))
     }

@@ -66,6 +66,8 @@ pub trait TableReader {
     fn lag(&self) -> Option<u64>;
     /// Bad rows met so far, and their log lines not yet taken.
     fn bad_rows(&mut self) -> (u64, Vec<String>);
+    /// The schema of the file's rows.
+    fn schema(&self) -> arrow_schema::SchemaRef;
 }
 
 /// One bad row.

@@ -315,6 +315,10 @@ impl TableReader for NdjsonReader {
         self.size.map(|s| s.saturating_sub(self.pos.byte_pos))
     }
 
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.columns.schema.clone()
+    }
+
     fn bad_rows(&mut self) -> (u64, Vec<String>) {
         (self.policy.bad, std::mem::take(&mut self.policy.logs))
     }
