@@ -159,7 +159,10 @@ fn spool_rounds(
                 daemon.log_text()
             );
             let status = daemon.sigterm_and_wait(Duration::from_secs(30));
-            assert!(status.is_some_and(|s| s.success()), "final stop: {status:?}");
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "final stop: {status:?}"
+            );
             break;
         }
         std::thread::sleep(pick(seed, 100, 900));
@@ -186,8 +189,15 @@ fn spool_rounds(
             moved.len()
         );
     }
-    assert_eq!(list(&spool), Vec::<String>::new(), "{kind}: left in the spool");
-    assert!(list(&spool.join("error")).is_empty(), "{kind}: files in error/");
+    assert_eq!(
+        list(&spool),
+        Vec::<String>::new(),
+        "{kind}: left in the spool"
+    );
+    assert!(
+        list(&spool.join("error")).is_empty(),
+        "{kind}: files in error/"
+    );
     let report = consume_seqs(
         &broker.bootstrap(),
         "tables",
@@ -263,13 +273,11 @@ fn a_file_still_being_written_is_not_picked_up_before_it_is_complete() {
             }
         }
         // Still being written (the last write was just now): nothing read.
-        let early = consume_seqs(
-            &broker.bootstrap(),
-            "tables",
-            0,
-            Duration::from_millis(200),
+        let early = consume_seqs(&broker.bootstrap(), "tables", 0, Duration::from_millis(200));
+        assert_eq!(
+            early.total, 0,
+            "{kind}: rows sent while the file grew: {early}"
         );
-        assert_eq!(early.total, 0, "{kind}: rows sent while the file grew: {early}");
         assert!(
             !daemon.log_text().contains("orders-000.csv"),
             "{kind}: the growing file was touched:\n{}",
@@ -329,7 +337,9 @@ fn typed_rows(rows: i64) -> RecordBatch {
                 .with_precision_and_scale(10, 2)
                 .unwrap(),
         ),
-        Arc::new(Date32Array::from_iter_values((0..rows as i32).map(|i| 19_000 + i))),
+        Arc::new(Date32Array::from_iter_values(
+            (0..rows as i32).map(|i| 19_000 + i),
+        )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -353,9 +363,15 @@ fn check_typed(kind: BrokerKind, label: &str, got: &[(Option<Vec<u8>>, Value)], 
         let i = i as i64;
         let want = expected_json(i);
         for key in ["seq", "price", "name", "paid", "amount"] {
-            assert_eq!(value[key], want[key], "{kind} {label}: row {i} `{key}`: {value}");
+            assert_eq!(
+                value[key], want[key],
+                "{kind} {label}: row {i} `{key}`: {value}"
+            );
         }
-        assert!(value["seq"].is_i64(), "{kind} {label}: seq must stay a number: {value}");
+        assert!(
+            value["seq"].is_i64(),
+            "{kind} {label}: seq must stay a number: {value}"
+        );
         assert!(
             value["amount"].is_number() || value["amount"].is_null(),
             "{kind} {label}: a decimal must be a JSON number: {value}"
@@ -363,12 +379,11 @@ fn check_typed(kind: BrokerKind, label: &str, got: &[(Option<Vec<u8>>, Value)], 
         // 1_700_000_000 s after the epoch is 2023-11-14T22:13:20Z.
         let at = value["at"].as_str().unwrap_or_default();
         let secs = 20 + i;
-        let want_at = format!(
-            "2023-11-14T22:{:02}:{:02}",
-            13 + secs / 60,
-            secs % 60
+        let want_at = format!("2023-11-14T22:{:02}:{:02}", 13 + secs / 60, secs % 60);
+        assert!(
+            at.starts_with(&want_at),
+            "{kind} {label}: row {i} `at` = {at:?}"
         );
-        assert!(at.starts_with(&want_at), "{kind} {label}: row {i} `at` = {at:?}");
         // Day 19000 after the epoch is 2022-01-08.
         if i == 0 {
             assert_eq!(value["day"], "2022-01-08", "{kind} {label}: {value}");
@@ -448,18 +463,21 @@ fn parquet_arrow_and_csv_rows_land_typed() {
                            paid = \"bool\"\nat = \"timestamp(%Y-%m-%d %H:%M:%S)\"\n\
                            amount = \"decimal(10,2)\"\nday = \"string\"\n";
         let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-            .drop_in("p.toml", path_source("p", "parquet", "parquet", &parquet_path, ""))
-            .drop_in("a.toml", path_source("a", "arrow", "arrow", &arrow_path, ""))
+            .drop_in(
+                "p.toml",
+                path_source("p", "parquet", "parquet", &parquet_path, ""),
+            )
+            .drop_in(
+                "a.toml",
+                path_source("a", "arrow", "arrow", &arrow_path, ""),
+            )
             .drop_in(
                 "c.toml",
                 path_source("c", "csv", "csv", &csv_path, csv_columns),
             );
         let config = write_config(dir.path(), &spec);
-        let mut daemon = Daemon::start_with_args(
-            &config,
-            &dir.join("daemon.log"),
-            &["--exit-when-finished"],
-        );
+        let mut daemon =
+            Daemon::start_with_args(&config, &dir.join("daemon.log"), &["--exit-when-finished"]);
         let status = daemon.wait_exit(Duration::from_secs(120));
         assert!(
             status.is_some_and(|s| s.success()),
@@ -467,7 +485,12 @@ fn parquet_arrow_and_csv_rows_land_typed() {
             daemon.log_text()
         );
         for topic in ["parquet", "arrow", "csv"] {
-            let got = consume_json(&broker.bootstrap(), topic, rows as usize, Duration::from_secs(60));
+            let got = consume_json(
+                &broker.bootstrap(),
+                topic,
+                rows as usize,
+                Duration::from_secs(60),
+            );
             check_typed(kind, topic, &got, rows);
         }
     }

@@ -51,7 +51,9 @@ impl Identity {
         let head = read_up_to(file, &mut buf)?;
         hash.write(&buf[..head]);
         if size > FINGERPRINT_BYTES {
-            let tail_start = size.saturating_sub(FINGERPRINT_BYTES).max(FINGERPRINT_BYTES);
+            let tail_start = size
+                .saturating_sub(FINGERPRINT_BYTES)
+                .max(FINGERPRINT_BYTES);
             file.seek(SeekFrom::Start(tail_start))?;
             let tail = read_up_to(file, &mut buf)?;
             hash.write(&buf[..tail]);
@@ -138,7 +140,7 @@ impl Checkpoint {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_LEN);
         out.push(VERSION);
-        out.push(u8::from(self.done) * FLAG_DONE | u8::from(self.failed) * FLAG_FAILED);
+        out.push((u8::from(self.done) * FLAG_DONE) | (u8::from(self.failed) * FLAG_FAILED));
         out.extend_from_slice(&self.next_row.to_le_bytes());
         out.extend_from_slice(&self.byte_pos.to_le_bytes());
         out.extend_from_slice(&self.next_line.to_le_bytes());
@@ -192,7 +194,11 @@ mod tests {
             failed: true,
         };
         assert_eq!(Checkpoint::decode(&c.encode()), Ok(c));
-        assert!(Checkpoint::decode(&[1, 0]).unwrap_err().contains("expected 26"));
+        assert!(
+            Checkpoint::decode(&[1, 0])
+                .unwrap_err()
+                .contains("expected 26")
+        );
         let mut bad = c.encode();
         bad[0] = 9;
         assert!(Checkpoint::decode(&bad).unwrap_err().contains("version 9"));
@@ -218,7 +224,10 @@ mod tests {
         std::fs::write(&a, &big).unwrap();
         big[150_000] = b'y';
         std::fs::write(&b, &big).unwrap();
-        assert_ne!(Identity::of_path(&a).unwrap(), Identity::of_path(&b).unwrap());
+        assert_ne!(
+            Identity::of_path(&a).unwrap(),
+            Identity::of_path(&b).unwrap()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -352,7 +352,9 @@ impl Config {
         }
         let finished_dir = ctx.string("finished_dir");
         let error_dir = ctx.string("error_dir");
-        let scan_interval_ms = ctx.integer("scan_interval_ms", 10, 3_600_000).unwrap_or(500);
+        let scan_interval_ms = ctx
+            .integer("scan_interval_ms", 10, 3_600_000)
+            .unwrap_or(500);
         let batch_rows = ctx.integer("batch_rows", 1, MAX_BATCH_ROWS).unwrap_or(8192);
         let infer_rows = ctx.integer("infer_rows", 0, MAX_INFER_ROWS).unwrap_or(1000);
         let on_error = match ctx.string("on_error").as_deref() {
@@ -380,7 +382,9 @@ impl Config {
         let comment = ctx.ascii("comment");
         let has_header = ctx.boolean("has_header").unwrap_or(true);
         let column_names = ctx.strings("column_names");
-        let null_values = ctx.strings("null_values").unwrap_or_else(|| vec![String::new()]);
+        let null_values = ctx
+            .strings("null_values")
+            .unwrap_or_else(|| vec![String::new()]);
         if !has_header && column_names.is_none() && format == Format::Csv {
             ctx.issue(
                 "column_names",
@@ -416,7 +420,13 @@ impl Config {
                 } else if let Err(e) = glob::Pattern::new(&p) {
                     ctx.issue("path", format!("invalid glob: {e}"));
                 }
-                for k in ["pattern", "settle_ms", "marker_suffix", "finished_dir", "error_dir"] {
+                for k in [
+                    "pattern",
+                    "settle_ms",
+                    "marker_suffix",
+                    "finished_dir",
+                    "error_dir",
+                ] {
                     if obj.contains_key(k) {
                         ctx.issue(k, "only applies with `spool_dir`");
                     }
@@ -425,7 +435,10 @@ impl Config {
             }
             (None, Some(d)) => {
                 if obj.contains_key("watch") {
-                    ctx.issue("watch", "only applies with `path`; a spool is always watched");
+                    ctx.issue(
+                        "watch",
+                        "only applies with `path`; a spool is always watched",
+                    );
                 }
                 let dir = PathBuf::from(&d);
                 if !dir.is_absolute() {
@@ -526,7 +539,10 @@ impl Ctx<'_> {
         match s.as_bytes() {
             [b] if b.is_ascii() && *b != b'\n' && *b != b'\r' => Some(*b),
             _ => {
-                self.issue(key, "expected exactly one ASCII character (not a line break)");
+                self.issue(
+                    key,
+                    "expected exactly one ASCII character (not a line break)",
+                );
                 None
             }
         }
@@ -561,7 +577,10 @@ impl Ctx<'_> {
             match ty.as_str().map(ColumnType::parse) {
                 Some(Ok(t)) => out.push((name.clone(), t)),
                 Some(Err(e)) => self.issue(&key, e),
-                None => self.issue(&key, format!("expected a type name: {}", ColumnType::SPELLINGS)),
+                None => self.issue(
+                    &key,
+                    format!("expected a type name: {}", ColumnType::SPELLINGS),
+                ),
             }
         }
         out

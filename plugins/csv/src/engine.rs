@@ -377,7 +377,8 @@ impl Tables {
             let path = match entry {
                 Ok(p) => p,
                 Err(e) => {
-                    self.log.warn(&format!("Cannot list a match of `{pattern}`: {e}."));
+                    self.log
+                        .warn(&format!("Cannot list a match of `{pattern}`: {e}."));
                     continue;
                 }
             };
@@ -658,7 +659,12 @@ mod tests {
 
         let nd = dir.0.join("orders.ndjson");
         let lines: String = (0..150)
-            .map(|i| format!("{{\"seq\":{i},\"v\":\"x{i}\"}}\n{}", if i % 10 == 0 { "\n" } else { "" }))
+            .map(|i| {
+                format!(
+                    "{{\"seq\":{i},\"v\":\"x{i}\"}}\n{}",
+                    if i % 10 == 0 { "\n" } else { "" }
+                )
+            })
             .collect();
         std::fs::write(&nd, lines).unwrap();
         resumes_exactly(Format::Ndjson, &nd, 150);
@@ -725,17 +731,22 @@ mod tests {
             }
         }
         assert_eq!(names(&dir.0), ["a.csv", "b.csv", "ignored.txt"]);
-        assert!(drain(&mut t).is_empty(), "files awaiting commit are not read again");
+        assert!(
+            drain(&mut t).is_empty(),
+            "files awaiting commit are not read again"
+        );
         // The last checkpoint of `a` moves `a` only.
         let done: Vec<&Batch> = batches
             .iter()
             .filter(|b| Checkpoint::decode(&b.checkpoint).unwrap().done)
             .collect();
         assert_eq!(done.len(), 2);
-        t.committed(&done[0].partition, &done[0].checkpoint).unwrap();
+        t.committed(&done[0].partition, &done[0].checkpoint)
+            .unwrap();
         assert_eq!(names(&dir.0), ["b.csv", "ignored.txt"]);
         assert_eq!(names(&dir.0.join("finished")), ["a.csv"]);
-        t.committed(&done[1].partition, &done[1].checkpoint).unwrap();
+        t.committed(&done[1].partition, &done[1].checkpoint)
+            .unwrap();
         assert_eq!(names(&dir.0.join("finished")), ["a.csv", "b.csv"]);
         // The same name dropped again with new content is a new file, and
         // does not overwrite the first one in `finished/`.
@@ -744,7 +755,10 @@ mod tests {
         assert_eq!(seqs(&batches), [100, 101]);
         let last = batches.last().unwrap();
         t.committed(&last.partition, &last.checkpoint).unwrap();
-        assert_eq!(names(&dir.0.join("finished")), ["a.csv", "a.csv.1", "b.csv"]);
+        assert_eq!(
+            names(&dir.0.join("finished")),
+            ["a.csv", "a.csv.1", "b.csv"]
+        );
     }
 
     #[test]
@@ -814,7 +828,10 @@ mod tests {
         t.committed(&last.partition, &last.checkpoint).unwrap();
         assert_eq!(names(&dir.0.join("error")), ["a.csv", "a.csv.reason"]);
         let reason = std::fs::read_to_string(dir.0.join("error/a.csv.reason")).unwrap();
-        assert!(reason.contains("a.csv line 4: column 1 (`seq`)"), "{reason}");
+        assert!(
+            reason.contains("a.csv line 4: column 1 (`seq`)"),
+            "{reason}"
+        );
 
         let pq = Scratch::new("error-parquet");
         std::fs::write(pq.0.join("x.parquet"), "not parquet").unwrap();
@@ -822,7 +839,10 @@ mod tests {
         options["pattern"] = json!("*.parquet");
         let mut t = source(Format::Parquet, options, &[]);
         assert!(drain(&mut t).is_empty());
-        assert_eq!(names(&pq.0.join("error")), ["x.parquet", "x.parquet.reason"]);
+        assert_eq!(
+            names(&pq.0.join("error")),
+            ["x.parquet", "x.parquet.reason"]
+        );
     }
 
     #[test]
@@ -846,15 +866,18 @@ mod tests {
     fn foreign_or_corrupt_checkpoints_are_refused() {
         let options = json!({"path": "/nonexistent.csv"});
         let config = Config::from_json(Format::Csv, &options).unwrap();
-        let err = Tables::new(config.clone(), &[(b"seq".to_vec(), vec![0; 8])], Logger::none())
-            .unwrap_err();
+        let err = Tables::new(
+            config.clone(),
+            &[(b"seq".to_vec(), vec![0; 8])],
+            Logger::none(),
+        )
+        .unwrap_err();
         assert!(err.0.contains("not a file identity"), "{err}");
         let id = Identity {
             fingerprint: 1,
             size: 2,
         };
-        let err = Tables::new(config, &[(id.partition(), vec![1, 2])], Logger::none())
-            .unwrap_err();
+        let err = Tables::new(config, &[(id.partition(), vec![1, 2])], Logger::none()).unwrap_err();
         assert!(err.0.contains("expected 26"), "{err}");
     }
 }

@@ -61,7 +61,12 @@ impl ColumnType {
         if let Some(ty) = simple {
             return Ok(ty);
         }
-        let bad = || format!("unknown column type `{t}`; expected one of {}", Self::SPELLINGS);
+        let bad = || {
+            format!(
+                "unknown column type `{t}`; expected one of {}",
+                Self::SPELLINGS
+            )
+        };
         if let Some(inner) = t
             .strip_prefix("timestamp(")
             .and_then(|r| r.strip_suffix(')'))
@@ -98,7 +103,9 @@ impl ColumnType {
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Bool => DataType::Boolean,
             ColumnType::String => DataType::Utf8,
-            ColumnType::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            ColumnType::Timestamp(_) => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+            }
             ColumnType::Decimal(p, s) => DataType::Decimal128(*p, *s),
         }
     }
@@ -225,15 +232,15 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Cell, CellError> {
         ColumnType::Timestamp(format) => parse_timestamp(text.trim(), format.as_deref())
             .map(Cell::Micros)
             .ok_or_else(|| CellError::parse(ty, text)),
-        ColumnType::Decimal(p, s) => parse_decimal(text.trim(), *p, *s).map(Cell::Decimal).map_err(
-            |overflow| {
+        ColumnType::Decimal(p, s) => parse_decimal(text.trim(), *p, *s)
+            .map(Cell::Decimal)
+            .map_err(|overflow| {
                 if overflow {
                     CellError::range(ty, text)
                 } else {
                     CellError::parse(ty, text)
                 }
-            },
-        ),
+            }),
     }
 }
 
@@ -242,7 +249,9 @@ pub fn parse_text(ty: &ColumnType, text: &str) -> Result<Cell, CellError> {
 fn looks_numeric(text: &str) -> bool {
     let t = text.strip_prefix(['-', '+']).unwrap_or(text);
     !t.is_empty()
-        && t.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && t.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && t.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
 }
@@ -266,7 +275,9 @@ fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, bool> {
     };
     let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !digits_ok(int_part) || !digits_ok(frac_part)
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !digits_ok(int_part)
+        || !digits_ok(frac_part)
     {
         return Err(false);
     }
@@ -581,9 +592,17 @@ mod tests {
             ColumnType::parse("decimal(10, 2)"),
             Ok(ColumnType::Decimal(10, 2))
         );
-        assert!(ColumnType::parse("decimal(2,3)").unwrap_err().contains("scale"));
+        assert!(
+            ColumnType::parse("decimal(2,3)")
+                .unwrap_err()
+                .contains("scale")
+        );
         assert!(ColumnType::parse("decimal(39,0)").is_err());
-        assert!(ColumnType::parse("int32").unwrap_err().contains("int64, float64"));
+        assert!(
+            ColumnType::parse("int32")
+                .unwrap_err()
+                .contains("int64, float64")
+        );
         assert!(ColumnType::parse("timestamp(%Q)").is_err());
     }
 
@@ -596,7 +615,10 @@ mod tests {
         assert_eq!(parse_text(&ColumnType::Int64, " -42 "), Ok(Cell::Int(-42)));
         let e = parse_text(&ColumnType::Float64, "1e400").unwrap_err();
         assert_eq!(e.class, "out_of_range");
-        assert_eq!(parse_text(&ColumnType::Float64, "NaN").unwrap_err().class, "parse_error");
+        assert_eq!(
+            parse_text(&ColumnType::Float64, "NaN").unwrap_err().class,
+            "parse_error"
+        );
     }
 
     #[test]
@@ -606,7 +628,10 @@ mod tests {
         assert_eq!(parse_text(&ty, "-0.01"), Ok(Cell::Decimal(-1)));
         assert_eq!(parse_text(&ty, "7"), Ok(Cell::Decimal(700)));
         assert_eq!(parse_text(&ty, "1.234").unwrap_err().class, "out_of_range");
-        assert_eq!(parse_text(&ty, "123456789").unwrap_err().class, "out_of_range");
+        assert_eq!(
+            parse_text(&ty, "123456789").unwrap_err().class,
+            "out_of_range"
+        );
         assert_eq!(parse_text(&ty, "1.2.3").unwrap_err().class, "parse_error");
         assert_eq!(parse_text(&ty, ".").unwrap_err().class, "parse_error");
     }
@@ -628,7 +653,10 @@ mod tests {
             parse_text(&day, "02/01/2024"),
             Ok(Cell::Micros(1_704_153_600_000_000))
         );
-        assert_eq!(parse_text(&iso, "yesterday").unwrap_err().class, "parse_error");
+        assert_eq!(
+            parse_text(&iso, "yesterday").unwrap_err().class,
+            "parse_error"
+        );
     }
 
     #[test]
@@ -649,7 +677,10 @@ mod tests {
         assert_eq!(infer(&["1", "2.5"]), ColumnType::Float64);
         assert_eq!(infer(&["true", "FALSE"]), ColumnType::Bool);
         assert_eq!(infer(&["1", "x"]), ColumnType::String);
-        assert_eq!(infer(&["2024-01-01T00:00:00Z"]), ColumnType::Timestamp(None));
+        assert_eq!(
+            infer(&["2024-01-01T00:00:00Z"]),
+            ColumnType::Timestamp(None)
+        );
         assert_eq!(infer(&["99999999999999999999"]), ColumnType::String);
         assert_eq!(infer(&[]), ColumnType::String);
     }

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
-use arrow_array::RecordBatch;
 use serde_json::{Value, json};
 use tributary_csv::checkpoint::Checkpoint;
 use tributary_csv::{CsvSource, NdjsonSource};
@@ -20,7 +20,9 @@ use tributary_plugin_sdk::dead_letter::is_dead_letter;
 use tributary_plugin_sdk::{CreateContext, Logger, Poll, Source};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Rows as JSON lines, the way the daemon's serialiser writes them
@@ -43,7 +45,10 @@ fn dead_lines(batch: &RecordBatch) -> String {
     let line = batch.column(4).as_primitive::<UInt64Type>();
     let mut out = String::new();
     for i in 0..batch.num_rows() {
-        let name = Path::new(file.value(i)).file_name().unwrap().to_string_lossy();
+        let name = Path::new(file.value(i))
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
         out.push_str(&format!(
             "DEAD {name}:{} {} {:?} raw={:?}\n",
             line.value(i),
@@ -125,7 +130,10 @@ fn bom_and_crlf_are_not_part_of_the_data() {
 fn ragged_rows_are_dead_letters_with_their_line() {
     check(
         "ragged.csv",
-        &csv("ragged.csv", json!({"on_error": "dead_letter", "batch_rows": 2})),
+        &csv(
+            "ragged.csv",
+            json!({"on_error": "dead_letter", "batch_rows": 2}),
+        ),
     );
 }
 
@@ -136,7 +144,10 @@ fn ragged_rows_fail_the_source_naming_file_line_and_count() {
 
 #[test]
 fn ragged_rows_are_skipped_and_counted_under_skip() {
-    check("ragged.csv.skip", &csv("ragged.csv", json!({"on_error": "skip"})));
+    check(
+        "ragged.csv.skip",
+        &csv("ragged.csv", json!({"on_error": "skip"})),
+    );
 }
 
 #[test]

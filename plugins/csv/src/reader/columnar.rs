@@ -43,10 +43,17 @@ impl std::fmt::Debug for ColumnarReader {
 
 impl ColumnarReader {
     /// Opens a Parquet file at row `resume.next_row`.
-    pub fn parquet(path: &Path, batch_rows: usize, resume: Checkpoint) -> Result<ColumnarReader, ReadError> {
+    pub fn parquet(
+        path: &Path,
+        batch_rows: usize,
+        resume: Checkpoint,
+    ) -> Result<ColumnarReader, ReadError> {
         let file = File::open(path).map_err(|e| io_error(path, &e))?;
         let err = |e: parquet::errors::ParquetError| {
-            ReadError(format!("{}: not a readable Parquet file: {e}", path.display()))
+            ReadError(format!(
+                "{}: not a readable Parquet file: {e}",
+                path.display()
+            ))
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?;
         let total = builder.metadata().file_metadata().num_rows();
@@ -76,7 +83,10 @@ impl ColumnarReader {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| io_error(path, &e))?;
         let err = |e: arrow_schema::ArrowError| {
-            ReadError(format!("{}: not a readable Arrow IPC file: {e}", path.display()))
+            ReadError(format!(
+                "{}: not a readable Arrow IPC file: {e}",
+                path.display()
+            ))
         };
         type Batches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
         let (batches, schema): (Batches, _) = if is_file {
@@ -147,8 +157,7 @@ impl TableReader for ColumnarReader {
     }
 
     fn lag(&self) -> Option<u64> {
-        self.total_rows
-            .map(|t| t.saturating_sub(self.pos.next_row))
+        self.total_rows.map(|t| t.saturating_sub(self.pos.next_row))
     }
 
     fn schema(&self) -> arrow_schema::SchemaRef {
@@ -205,11 +214,15 @@ mod tests {
                 .with_timezone("+00:00"),
             ),
             Arc::new(
-                Decimal128Array::from_iter((0..rows).map(|i| (i % 3 != 0).then_some(i as i128 * 101)))
-                    .with_precision_and_scale(10, 2)
-                    .unwrap(),
+                Decimal128Array::from_iter(
+                    (0..rows).map(|i| (i % 3 != 0).then_some(i as i128 * 101)),
+                )
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
             ),
-            Arc::new(Date32Array::from_iter_values((0..n as i32).map(|i| 19_000 + i))),
+            Arc::new(Date32Array::from_iter_values(
+                (0..n as i32).map(|i| 19_000 + i),
+            )),
         ];
         RecordBatch::try_new(schema, columns).unwrap()
     }
@@ -246,9 +259,12 @@ mod tests {
             .set_compression(parquet::basic::Compression::SNAPPY)
             .set_max_row_group_row_count(Some(300))
             .build();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), data.schema(), Some(props))
-                .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            data.schema(),
+            Some(props),
+        )
+        .unwrap();
         w.write(&data).unwrap();
         w.close().unwrap();
 
@@ -268,9 +284,11 @@ mod tests {
     fn arrow_ipc_files_and_streams_round_trip_and_resume() {
         let data = sample(500);
         let file_path = scratch("rows.arrow");
-        let mut w =
-            arrow_ipc::writer::FileWriter::try_new(File::create(&file_path).unwrap(), &data.schema())
-                .unwrap();
+        let mut w = arrow_ipc::writer::FileWriter::try_new(
+            File::create(&file_path).unwrap(),
+            &data.schema(),
+        )
+        .unwrap();
         // One big batch and a small one: cut to the batch size on reading.
         w.write(&data.slice(0, 450)).unwrap();
         w.write(&data.slice(450, 50)).unwrap();
@@ -285,7 +303,10 @@ mod tests {
         w.finish().unwrap();
 
         for path in [&file_path, &stream_path] {
-            let all = read_all(ColumnarReader::arrow(path, Checkpoint::default()).unwrap(), 100);
+            let all = read_all(
+                ColumnarReader::arrow(path, Checkpoint::default()).unwrap(),
+                100,
+            );
             assert_eq!(concat(&all), data, "{}", path.display());
             let resume = Checkpoint {
                 next_row: 455,
@@ -302,7 +323,10 @@ mod tests {
         let path = scratch("bad.parquet");
         std::fs::write(&path, "PAR1 nope").unwrap();
         let err = ColumnarReader::parquet(&path, 10, Checkpoint::default()).unwrap_err();
-        assert!(err.0.contains("bad.parquet") && err.0.contains("not a readable Parquet"), "{err}");
+        assert!(
+            err.0.contains("bad.parquet") && err.0.contains("not a readable Parquet"),
+            "{err}"
+        );
         let err = ColumnarReader::arrow(&path, Checkpoint::default()).unwrap_err();
         assert!(err.0.contains("not a readable Arrow IPC"), "{err}");
         std::fs::remove_file(&path).unwrap();

@@ -95,7 +95,13 @@ impl CsvReader {
         // Types: configured, else inferred from a sample of rows.
         let configured: Vec<Option<ColumnType>> = names
             .iter()
-            .map(|n| config.columns.iter().find(|(c, _)| c == n).map(|(_, t)| t.clone()))
+            .map(|n| {
+                config
+                    .columns
+                    .iter()
+                    .find(|(c, _)| c == n)
+                    .map(|(_, t)| t.clone())
+            })
             .collect();
         for (name, _) in &config.columns {
             if !names.contains(name) {
@@ -344,15 +350,15 @@ impl TableReader for CsvReader {
                     Err(e) => return Err(ReadError(format!("{display}: {e}"))),
                 }
             }
-            let (start_byte, line) = self.record.position().map_or(
-                (self.pos.byte_pos, self.pos.next_line),
-                |p| {
-                    (
-                        self.base_byte + p.byte(),
-                        self.base_line + p.line().saturating_sub(1),
-                    )
-                },
-            );
+            let (start_byte, line) =
+                self.record
+                    .position()
+                    .map_or((self.pos.byte_pos, self.pos.next_line), |p| {
+                        (
+                            self.base_byte + p.byte(),
+                            self.base_line + p.line().saturating_sub(1),
+                        )
+                    });
             let (end_byte, end_line) = self.after_record();
             if self.columns.names.is_empty() {
                 // A file with neither header nor data: nothing can be a row.

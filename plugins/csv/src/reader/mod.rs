@@ -202,7 +202,8 @@ fn open_text(path: &Path, compression: Compression) -> Result<(Box<dyn BufRead>,
         Compression::Auto => {
             let mut magic = [0u8; 2];
             let n = read_full(&mut file, &mut magic).map_err(|e| io_error(path, &e))?;
-            file.seek(SeekFrom::Start(0)).map_err(|e| io_error(path, &e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io_error(path, &e))?;
             n == 2 && magic == [0x1f, 0x8b]
         }
     };
@@ -267,7 +268,11 @@ pub fn open_text_at(
         } else {
             0
         };
-        return Ok(TextInput { reader, start, gzip });
+        return Ok(TextInput {
+            reader,
+            start,
+            gzip,
+        });
     }
     if gzip {
         let skipped = std::io::copy(&mut (&mut reader).take(byte_pos), &mut std::io::sink())
@@ -299,7 +304,9 @@ pub fn open_text_at(
 /// the line terminator and at most [`MAX_RAW_BYTES`].
 pub fn raw_bytes(file: &File, start: u64, end: u64) -> Option<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let len = usize::try_from(end.checked_sub(start)?).ok()?.min(MAX_RAW_BYTES);
+    let len = usize::try_from(end.checked_sub(start)?)
+        .ok()?
+        .min(MAX_RAW_BYTES);
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, start).ok()?;
     while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {

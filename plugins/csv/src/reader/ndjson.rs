@@ -60,7 +60,11 @@ fn trimmed(line: &[u8]) -> &[u8] {
 impl NdjsonReader {
     /// Opens `path`, samples it for its columns and types, and positions at
     /// `resume`.
-    pub fn open(path: &Path, config: &Config, resume: Checkpoint) -> Result<NdjsonReader, ReadError> {
+    pub fn open(
+        path: &Path,
+        config: &Config,
+        resume: Checkpoint,
+    ) -> Result<NdjsonReader, ReadError> {
         let mut sample = open_text_at(path, config.compression, 0)?;
         let data_start = sample.start;
         let mut names: Vec<String> = Vec::new();
@@ -280,7 +284,9 @@ impl TableReader for NdjsonReader {
                         break;
                     }
                     let texts = &self.texts;
-                    self.assembly.rows.append(&self.cells, |i| texts[i].as_str());
+                    self.assembly
+                        .rows
+                        .append(&self.cells, |i| texts[i].as_str());
                 }
                 Err(bad) => {
                     if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
