@@ -301,6 +301,89 @@ fn a_file_still_being_written_is_not_picked_up_before_it_is_complete() {
     }
 }
 
+/// The next row the source `name` committed for its one file: bytes 2..10
+/// of the checkpoint (version, flags, next row as little-endian u64, …).
+fn committed_row(offsets_dir: &Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(offsets_dir.join(format!("source-{name}.json"))).ok()?;
+    let body: Value = serde_json::from_str(text.lines().next()?).ok()?;
+    let hex = body["partitions"].as_array()?.first()?["checkpoint"].as_str()?;
+    let byte = |i: usize| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok();
+    let bytes: Vec<u8> = (2..10).map(byte).collect::<Option<_>>()?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+#[test]
+fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
+    let mut seed = test_seed();
+    let files = 600; // 120,000 rows
+    for kind in brokers_under_test() {
+        let dir = TempDir::new("tables-big-kill-9");
+        let broker = Broker::start(kind, dir.path());
+        // Sixteen partitions keep the mock broker's 5 MiB-per-partition
+        // retention above what the test writes.
+        broker.create_topic("tables", 16);
+        let path = dir.join("orders.csv");
+        let mut text = orders_csv(0);
+        for k in 1..files {
+            // One header, then the rows of every file.
+            text.push_str(orders_csv(k).split_once("\r\n").unwrap().1);
+        }
+        std::fs::write(&path, text).unwrap();
+        let total = files * ROWS_PER_FILE;
+        let extra = "key = \"customer_id\"\n[source.columns]\nseq = \"int64\"\n";
+        let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
+            "big.toml",
+            path_source("big", "csv", "tables", &path, extra),
+        );
+        let config = write_config(dir.path(), &spec);
+        let mut progress = Vec::new();
+        for round in 0..3 {
+            let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
+            wait_running(&daemon);
+            std::thread::sleep(pick(&mut seed, 200, 1200));
+            daemon.kill9();
+            progress.push(committed_row(&dir.join("offsets"), "big").unwrap_or(0));
+        }
+        eprintln!("{kind}: committed row after each kill: {progress:?} of {total}");
+        assert!(
+            progress.windows(2).all(|w| w[0] <= w[1]),
+            "{kind}: committed rows must only grow: {progress:?}"
+        );
+        let mut daemon = Daemon::start_with_args(
+            &config,
+            &dir.join("daemon-final.log"),
+            &["--exit-when-finished"],
+        );
+        let status = daemon.wait_exit(Duration::from_secs(180));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{kind}: {status:?}\n{}",
+            daemon.log_text()
+        );
+        if let Some(&last) = progress.last().filter(|&&r| r > 0 && r < total) {
+            assert!(
+                daemon.log_text().contains(&format!("at row {last} ")),
+                "{kind}: the last run did not resume at committed row {last}:\n{}",
+                daemon.log_text()
+            );
+        }
+        let report = consume_seqs(
+            &broker.bootstrap(),
+            "tables",
+            total,
+            Duration::from_secs(120),
+        );
+        eprintln!("{kind}: {report}");
+        assert!(report.nothing_missing(), "{kind}: {report}");
+        assert_eq!(report.out_of_range, 0, "{kind}: {report}");
+        // Only rows after the last commit of each round may come twice.
+        assert!(
+            report.duplicated < total / 2,
+            "{kind}: too many duplicates for a resumed file: {report}"
+        );
+    }
+}
+
 /// Rows with several column types and nulls, as a DataFrame library would
 /// write them.
 fn typed_rows(rows: i64) -> RecordBatch {

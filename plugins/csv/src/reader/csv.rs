@@ -14,7 +14,7 @@ use super::{
 };
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, OnError};
-use crate::types::{BatchBuilder, Cell, ColumnType, Columns, Inference, parse_bytes};
+use crate::types::{BatchBuilder, Cell, ColumnType, Columns, Inference, parse_bytes, shorten};
 
 /// A CSV file being read.
 pub struct CsvReader {
@@ -243,10 +243,11 @@ impl CsvReader {
         if self.record.len() != n {
             return Err(BadRow {
                 class: "ragged_row",
-                message: format!("{} fields, expected {n} ({})", self.record.len(), {
-                    let names = self.columns.names.join(", ");
-                    super::super::types::shorten(&names)
-                }),
+                message: format!(
+                    "{} fields, expected {n} ({})",
+                    self.record.len(),
+                    shorten(&self.columns.names.join(", "))
+                ),
                 line,
                 raw: self.raw(start, end),
             });
