@@ -846,6 +846,35 @@ mod tests {
     }
 
     #[test]
+    fn a_long_run_of_skipped_rows_does_not_hold_a_poll() {
+        let dir = Scratch::new("skips");
+        let path = dir.0.join("a.csv");
+        let mut text = String::from("seq,x\n");
+        for _ in 0..crate::reader::SCAN_LIMIT + 10 {
+            text.push_str("bad\n");
+        }
+        text.push_str("7,y\n");
+        std::fs::write(&path, text).unwrap();
+        let options = json!({
+            "path": path.to_str().unwrap(),
+            "on_error": "skip",
+            "columns": {"seq": "int64"},
+        });
+        let mut t = source(Format::Csv, options, &[]);
+        let batches = drain(&mut t);
+        assert_eq!(seqs(&batches), [7]);
+        // The first chunk stopped at the scan limit: no rows, but a checkpoint
+        // past the skipped ones.
+        let first = Checkpoint::decode(&batches[0].checkpoint).unwrap();
+        assert_eq!(batches[0].records.num_rows(), 0);
+        assert_eq!(first.next_row, crate::reader::SCAN_LIMIT as u64);
+        assert!(!first.done);
+        let last = Checkpoint::decode(&batches.last().unwrap().checkpoint).unwrap();
+        assert_eq!(last.next_row, crate::reader::SCAN_LIMIT as u64 + 11);
+        assert!(last.done);
+    }
+
+    #[test]
     fn a_bad_row_fails_a_path_source_naming_file_and_line() {
         let dir = Scratch::new("fail");
         let path = dir.0.join("a.csv");

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use super::{
-    Assembly, BadRow, Chunk, Policy, ReadError, TableReader, Verdict, open_text_at, raw_bytes,
+    Assembly, BadRow, Chunk, Policy, ReadError, SCAN_LIMIT, TableReader, Verdict, open_text_at,
+    raw_bytes,
 };
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, OnError};
@@ -337,10 +338,18 @@ impl TableReader for CsvReader {
             return Ok(Chunk::End);
         }
         let display = self.path.display().to_string();
+        // Skipped rows count too, so a long run of them cannot keep a poll
+        // from returning; the chunk is then empty and only moves the
+        // checkpoint.
+        let mut scanned = 0;
         loop {
-            if self.assembly.rows.len() >= max_rows || self.assembly.dead.len() >= max_rows {
+            if self.assembly.rows.len() >= max_rows
+                || self.assembly.dead.len() >= max_rows
+                || scanned >= SCAN_LIMIT.max(max_rows)
+            {
                 break;
             }
+            scanned += 1;
             if !self.pending {
                 match self.rdr.read_byte_record(&mut self.record) {
                     Ok(true) => {}
@@ -400,10 +409,8 @@ impl TableReader for CsvReader {
         }
         match self.assembly.take()? {
             Some(chunk) => Ok(chunk),
-            None => {
-                self.ended = true;
-                Ok(Chunk::End)
-            }
+            None if !self.ended => Ok(Chunk::Rows(self.assembly.rows.finish()?)),
+            None => Ok(Chunk::End),
         }
     }
 

@@ -26,6 +26,8 @@ use crate::types::{BatchBuilder, CellError};
 pub const MAX_RAW_BYTES: usize = 1024 * 1024;
 /// Bad rows of one file logged one by one; later ones are only counted.
 pub const LOGGED_BAD_ROWS: u64 = 100;
+/// Most rows one chunk looks at, counting skipped ones.
+pub const SCAN_LIMIT: usize = 65_536;
 /// Read buffer size for text files.
 const BUFFER_BYTES: usize = 256 * 1024;
 

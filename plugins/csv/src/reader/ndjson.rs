@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Assembly, BadRow, Chunk, Policy, ReadError, TableReader, Verdict, open_text_at};
+use super::{
+    Assembly, BadRow, Chunk, Policy, ReadError, SCAN_LIMIT, TableReader, Verdict, open_text_at,
+};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, OnError};
 use crate::types::{
@@ -262,10 +264,18 @@ impl TableReader for NdjsonReader {
         if self.ended {
             return Ok(Chunk::End);
         }
+        // Skipped rows count too, so a long run of them cannot keep a poll
+        // from returning; the chunk is then empty and only moves the
+        // checkpoint.
+        let mut scanned = 0;
         loop {
-            if self.assembly.rows.len() >= max_rows || self.assembly.dead.len() >= max_rows {
+            if self.assembly.rows.len() >= max_rows
+                || self.assembly.dead.len() >= max_rows
+                || scanned >= SCAN_LIMIT.max(max_rows)
+            {
                 break;
             }
+            scanned += 1;
             if !self.pending {
                 if read_line(self.input.as_mut(), &mut self.line, &self.path)? == 0 {
                     self.ended = true;
@@ -306,10 +316,8 @@ impl TableReader for NdjsonReader {
         }
         match self.assembly.take()? {
             Some(chunk) => Ok(chunk),
-            None => {
-                self.ended = true;
-                Ok(Chunk::End)
-            }
+            None if !self.ended => Ok(Chunk::Rows(self.assembly.rows.finish()?)),
+            None => Ok(Chunk::End),
         }
     }
 
