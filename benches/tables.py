@@ -75,6 +75,9 @@ def pandas_kafka_python(bootstrap, topic, csv_path):
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
+        # kafka-python's version probe fails against librdkafka's mock
+        # cluster; the 2.0 protocol is what it would pick against Kafka 2.x.
+        api_version=(2, 0, 0),
         key_serializer=lambda k: k.encode(),
         value_serializer=lambda v: json.dumps(v, default=_numpy_default).encode(),
     )
