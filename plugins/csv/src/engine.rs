@@ -20,6 +20,7 @@ use crate::config::{Config, Format, Input, SpoolConfig};
 use crate::reader::columnar::ColumnarReader;
 use crate::reader::csv::CsvReader;
 use crate::reader::ndjson::NdjsonReader;
+use crate::reader::prefetch::Prefetch;
 use crate::reader::{Chunk, ReadError, TableReader};
 
 /// How long an idle poll sleeps between looks for new files.
@@ -256,17 +257,18 @@ impl Tables {
             return Ok(true);
         }
         let mut warnings = Vec::new();
-        let reader: Result<Box<dyn TableReader>, ReadError> = match self.config.format {
+        let reader: Result<Box<dyn TableReader + Send>, ReadError> = match self.config.format {
             Format::Csv => CsvReader::open(&path, &self.config, resume, &mut warnings)
-                .map(|r| Box::new(r) as Box<dyn TableReader>),
+                .map(|r| Box::new(r) as Box<dyn TableReader + Send>),
             Format::Ndjson => NdjsonReader::open(&path, &self.config, resume)
-                .map(|r| Box::new(r) as Box<dyn TableReader>),
+                .map(|r| Box::new(r) as Box<dyn TableReader + Send>),
             Format::Parquet => ColumnarReader::parquet(&path, self.config.batch_rows, resume)
-                .map(|r| Box::new(r) as Box<dyn TableReader>),
-            Format::Arrow => {
-                ColumnarReader::arrow(&path, resume).map(|r| Box::new(r) as Box<dyn TableReader>)
-            }
+                .map(|r| Box::new(r) as Box<dyn TableReader + Send>),
+            Format::Arrow => ColumnarReader::arrow(&path, resume)
+                .map(|r| Box::new(r) as Box<dyn TableReader + Send>),
         };
+        let reader = reader
+            .and_then(|r| Prefetch::start(r, self.config.batch_rows, "tables-reader".to_owned()));
         for w in warnings {
             self.log.warn(&format!("{w}."));
         }
@@ -283,7 +285,7 @@ impl Tables {
                 self.current = Some(OpenFile {
                     path,
                     partition,
-                    reader,
+                    reader: Box::new(reader),
                     first_row: resume.next_row,
                 });
                 Ok(true)

@@ -21,7 +21,7 @@ const ARROW_FILE_MAGIC: &[u8; 6] = b"ARROW1";
 /// A Parquet or Arrow IPC file being read.
 pub struct ColumnarReader {
     path: PathBuf,
-    batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>,
+    batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> + Send>,
     schema: arrow_schema::SchemaRef,
     /// The rest of the current batch.
     current: Option<RecordBatch>,
@@ -88,7 +88,8 @@ impl ColumnarReader {
                 path.display()
             ))
         };
-        type Batches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
+        type Batches =
+            Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> + Send>;
         let (batches, schema): (Batches, _) = if is_file {
             let reader = FileReader::try_new_buffered(file, None).map_err(err)?;
             let schema = reader.schema();

@@ -22,7 +22,7 @@ pub struct CsvReader {
     path: PathBuf,
     columns: Columns,
     null_values: Vec<Vec<u8>>,
-    rdr: csv::Reader<Box<dyn std::io::BufRead>>,
+    rdr: csv::Reader<Box<dyn std::io::BufRead + Send>>,
     /// Offset of the reader's byte 0 in the file, and the line of its line 1.
     base_byte: u64,
     base_line: u64,
@@ -273,7 +273,7 @@ impl CsvReader {
 
 /// Reads the header row (or takes `column_names`) and checks the names.
 fn read_header(
-    rdr: &mut csv::Reader<Box<dyn std::io::BufRead>>,
+    rdr: &mut csv::Reader<Box<dyn std::io::BufRead + Send>>,
     record: &mut ByteRecord,
     config: &Config,
     path: &Path,

@@ -10,6 +10,7 @@
 pub mod columnar;
 pub mod csv;
 pub mod ndjson;
+pub mod prefetch;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -196,7 +197,10 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Opens a text file for reading from its start, decompressing as
 /// configured. Returns the stream and whether it is compressed.
-fn open_text(path: &Path, compression: Compression) -> Result<(Box<dyn BufRead>, bool), ReadError> {
+fn open_text(
+    path: &Path,
+    compression: Compression,
+) -> Result<(Box<dyn BufRead + Send>, bool), ReadError> {
     let mut file = File::open(path).map_err(|e| io_error(path, &e))?;
     let gzip = match compression {
         Compression::None => false,
@@ -209,7 +213,7 @@ fn open_text(path: &Path, compression: Compression) -> Result<(Box<dyn BufRead>,
             n == 2 && magic == [0x1f, 0x8b]
         }
     };
-    let reader: Box<dyn BufRead> = if gzip {
+    let reader: Box<dyn BufRead + Send> = if gzip {
         Box::new(BufReader::with_capacity(
             BUFFER_BYTES,
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUFFER_BYTES, file)),
@@ -236,7 +240,7 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// A text stream positioned for reading.
 pub struct TextInput {
     /// The stream.
-    pub reader: Box<dyn BufRead>,
+    pub reader: Box<dyn BufRead + Send>,
     /// The offset of the stream's next byte in the decompressed file: the
     /// requested position, or 3 at the start of a file with a BOM.
     pub start: u64,

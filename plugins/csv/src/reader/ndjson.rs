@@ -23,7 +23,7 @@ use crate::types::{
 pub struct NdjsonReader {
     path: PathBuf,
     columns: Columns,
-    input: Box<dyn BufRead>,
+    input: Box<dyn BufRead + Send>,
     pos: Checkpoint,
     line: Vec<u8>,
     /// `line` holds a row read but not yet taken.
