@@ -12,7 +12,7 @@
 # the peak RSS of tributary reading a BIG_BYTES (default 2 GB) CSV.
 # Prints rows/s, CPU seconds and peak RSS of each, and the ratios.
 #
-#   benches/tables.sh                       # N=1000000, 2 GB RSS run
+#   benches/tables.sh                       # N=1000000, REPEAT=3, 2 GB RSS run
 #   N=200000 PY_N=50000 BIG_BYTES=0 benches/tables.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ N="${N:-1000000}"
 PY_N="${PY_N:-$N}"
 BIG_BYTES="${BIG_BYTES:-2000000000}"
 PARTITIONS="${PARTITIONS:-8}"
+REPEAT="${REPEAT:-3}"
 python3 -c 'import pandas, kafka, confluent_kafka' 2>/dev/null || {
     echo "needs pandas, kafka-python and confluent-kafka: pip install pandas kafka-python confluent-kafka" >&2
     exit 1
@@ -79,8 +80,8 @@ python3 benches/tables.py write "$N" "$work/orders.csv" "$work/lines.json"
 head -n $((PY_N + 1)) "$work/orders.csv" > "$work/orders-py.csv"
 echo "   $(wc -c < "$work/orders.csv") bytes of CSV, $(( $(wc -c < "$work/orders.csv") / N )) bytes/row"
 
-topics=(warmup:$PARTITIONS tributary:$PARTITIONS kcat:$PARTITIONS confluent_kafka:$PARTITIONS
-    kafka_python:$PARTITIONS big:$PARTITIONS)
+topics=(warmup:$PARTITIONS confluent_kafka:$PARTITIONS kafka_python:$PARTITIONS big:$PARTITIONS)
+for r in $(seq "$REPEAT"); do topics+=("tributary_$r:$PARTITIONS" "kcat_$r:$PARTITIONS"); done
 "$bin/mock-broker" "${topics[@]}" > "$work/mock.addr" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/mock.addr" ] && break; sleep 0.1; done
@@ -92,16 +93,22 @@ echo "== warm-up run (untimed)"
 write_config "$mock" warmup "$work/orders-py.csv" "$work/warmup.toml"
 "$bin/tributary" run --config "$work/warmup.toml" --exit-when-finished 2> /dev/null
 
-echo "== tributary (csv source)"
-write_config "$mock" tributary "$work/orders.csv" "$work/tributary.toml"
-measure tributary "$bin/tributary" run --config "$work/tributary.toml" --exit-when-finished
-echo "== kcat -P -l (pre-serialised JSON lines)"
-measure kcat kcat -P -b "$mock" -t kcat -K $'\t' -l "${kcat_opts[@]}" "$work/lines.json"
+# The machine may be shared: tributary and kcat take turns, REPEAT times,
+# and the medians are compared.
+for r in $(seq "$REPEAT"); do
+    echo "== tributary (csv source), run $r"
+    write_config "$mock" "tributary_$r" "$work/orders.csv" "$work/tributary-$r.toml"
+    measure "tributary_$r" "$bin/tributary" run --config "$work/tributary-$r.toml" --exit-when-finished
+    echo "== kcat -P -l (pre-serialised JSON lines), run $r"
+    measure "kcat_$r" kcat -P -b "$mock" -t "kcat_$r" -K $'\t' -l "${kcat_opts[@]}" "$work/lines.json"
+done
 echo "== pandas + iterrows + confluent-kafka ($PY_N rows)"
 measure confluent_kafka python3 benches/tables.py pandas-confluent-kafka "$mock" confluent_kafka "$work/orders-py.csv"
 echo "== pandas + iterrows + kafka-python ($PY_N rows)"
 measure kafka_python python3 benches/tables.py pandas-kafka-python "$mock" kafka_python "$work/orders-py.csv"
-for t in tributary kcat confluent_kafka kafka_python; do
+runs=(confluent_kafka kafka_python)
+for r in $(seq "$REPEAT"); do runs+=("tributary_$r" "kcat_$r"); done
+for t in "${runs[@]}"; do
     want=$N
     case $t in confluent_kafka|kafka_python) want=$PY_N ;; esac
     high="$(python3 benches/kafka_tool.py watermarks "$mock" "$t")"
@@ -121,14 +128,17 @@ fi
 
 echo
 python3 - "$work/results" "$N" "$PY_N" <<'PY'
-import sys
-rows, big = {}, None
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     f = line.split()
     if f[0] == "big_rows":
         big_rows, big_bytes = int(f[1]), int(f[2])
         continue
-    rows[f[0]] = (float(f[1]), float(f[2]) + float(f[3]), int(f[4]) / 1024)
+    base = f[0].rsplit("_", 1)[0] if f[0].split("_")[-1].isdigit() else f[0]
+    runs.setdefault(base, []).append((float(f[1]), float(f[2]) + float(f[3]), int(f[4]) / 1024))
+rows = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
+print(f"tributary and kcat: medians of {len(runs['kcat'])} runs each")
 n, py_n = int(sys.argv[2]), int(sys.argv[3])
 count = {"confluent_kafka": py_n, "kafka_python": py_n, "big": None}
 print(f"{'run':<18}{'rows':>11}{'rows/s':>12}{'CPU s':>8}{'peak RSS MB':>13}")
