@@ -237,8 +237,8 @@ pub fn options(format: Format) -> Vec<OptionSpec> {
             "batch_rows",
             OptionKind::Integer,
             Some("8192"),
-            "Most rows per batch (1 to 1000000). Memory stays bounded by one batch whatever \
-             the file size.",
+            "Most rows per batch (1 to 1000000). Memory stays bounded by a few batches \
+             whatever the file size.",
         ),
     ];
     if format.is_text() {

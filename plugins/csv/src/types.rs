@@ -554,12 +554,35 @@ enum ColumnBuilder {
     Decimal(Decimal128Builder, u8, i8),
 }
 
+impl ColumnBuilder {
+    /// A builder for `capacity` values (`bytes` of text for strings).
+    fn new(ty: &ColumnType, capacity: usize, bytes: usize) -> ColumnBuilder {
+        match ty {
+            ColumnType::Int64 => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
+            ColumnType::Float64 => ColumnBuilder::Float(Float64Builder::with_capacity(capacity)),
+            ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
+            ColumnType::String => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(capacity, bytes))
+            }
+            ColumnType::Timestamp(_) => ColumnBuilder::Time(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC),
+            ),
+            ColumnType::Decimal(p, s) => {
+                ColumnBuilder::Decimal(Decimal128Builder::with_capacity(capacity), *p, *s)
+            }
+        }
+    }
+}
+
 /// Appends parsed rows and finishes them into a [`RecordBatch`].
 #[derive(Debug)]
 pub struct BatchBuilder {
     schema: SchemaRef,
+    types: Vec<ColumnType>,
     columns: Vec<ColumnBuilder>,
     rows: usize,
+    /// Rows each batch is sized for.
+    capacity: usize,
 }
 
 impl BatchBuilder {
@@ -568,27 +591,14 @@ impl BatchBuilder {
         let builders = columns
             .types
             .iter()
-            .map(|t| match t {
-                ColumnType::Int64 => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
-                ColumnType::Float64 => {
-                    ColumnBuilder::Float(Float64Builder::with_capacity(capacity))
-                }
-                ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
-                ColumnType::String => {
-                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
-                }
-                ColumnType::Timestamp(_) => ColumnBuilder::Time(
-                    TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC),
-                ),
-                ColumnType::Decimal(p, s) => {
-                    ColumnBuilder::Decimal(Decimal128Builder::with_capacity(capacity), *p, *s)
-                }
-            })
+            .map(|t| ColumnBuilder::new(t, capacity, capacity * 16))
             .collect();
         BatchBuilder {
             schema: columns.schema.clone(),
+            types: columns.types.clone(),
             columns: builders,
             rows: 0,
+            capacity,
         }
     }
 
@@ -628,21 +638,30 @@ impl BatchBuilder {
         self.rows += 1;
     }
 
-    /// The rows appended since the last call, as a batch; the builders are
-    /// left empty for the next one.
+    /// The rows appended since the last call, as a batch. The builders are
+    /// replaced by ones sized like this batch: a finished Arrow builder
+    /// keeps no capacity, and growing it again row by row would copy every
+    /// buffer several times per batch.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let capacity = self.capacity;
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
-            .map(|b| -> Result<ArrayRef, ArrowError> {
-                Ok(match b {
-                    ColumnBuilder::Int(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Float(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Bool(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Text(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Time(b) => Arc::new(b.finish().with_timezone(UTC)),
-                    ColumnBuilder::Decimal(b, p, s) => {
-                        Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+            .zip(&self.types)
+            .map(|(slot, ty)| -> Result<ArrayRef, ArrowError> {
+                let bytes = match slot {
+                    ColumnBuilder::Text(b) => b.values_slice().len(),
+                    _ => 0,
+                };
+                let next = ColumnBuilder::new(ty, capacity, (bytes + bytes / 8).max(capacity * 8));
+                Ok(match std::mem::replace(slot, next) {
+                    ColumnBuilder::Int(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Float(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Time(mut b) => Arc::new(b.finish().with_timezone(UTC)),
+                    ColumnBuilder::Decimal(mut b, p, s) => {
+                        Arc::new(b.finish().with_precision_and_scale(p, s)?)
                     }
                 })
             })

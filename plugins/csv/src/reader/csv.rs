@@ -57,6 +57,7 @@ fn builder(config: &Config) -> csv::ReaderBuilder {
     let mut b = csv::ReaderBuilder::new();
     b.has_headers(false)
         .flexible(true)
+        .buffer_capacity(64 * 1024)
         .delimiter(d.delimiter)
         .quote(d.quote)
         .comment(d.comment);
