@@ -47,7 +47,9 @@ pub use checks::{committed_seq, output_text, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
-pub use oracle::{MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_seqs, produce_seqs};
+pub use oracle::{
+    MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
+};
 pub use paths::{daemon_bin, plugin_lib, target_dir};
 pub use process::log_tail;
 pub use prometheus::{PROMETHEUS_BIN_ENV, Prometheus, prometheus_bin, promtool_bin};

@@ -256,6 +256,67 @@ pub fn consume_seqs(
     report
 }
 
+/// Reads every partition of `topic` from the beginning until `count`
+/// records arrived (then [`TRAILING_READ`] more, to see extra ones) or
+/// `timeout` passed, and returns each record's key and value parsed as JSON
+/// (`Value::Null` for a value that is not JSON), ordered by partition and
+/// offset. For tests that check what landed, not just how many.
+///
+/// # Panics
+/// If the consumer cannot be created or the topic never appears.
+pub fn consume_json(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<(Option<Vec<u8>>, serde_json::Value)> {
+    let deadline = Instant::now() + timeout;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_group_id())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("client.id", "tributary-test-oracle")
+        .create()
+        .expect("oracle consumer");
+    let partitions = wait_for_partitions(&consumer, topic, deadline);
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("Offset::Beginning is a valid offset");
+    }
+    consumer.assign(&tpl).expect("assign partitions");
+    let mut got: Vec<(i32, i64, Option<Vec<u8>>, serde_json::Value)> = Vec::new();
+    let mut complete_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline || complete_at.is_some_and(|t| now >= t + TRAILING_READ) {
+            break;
+        }
+        if let Some(Ok(msg)) = consumer.poll((deadline - now).min(Duration::from_millis(100))) {
+            let value = msg
+                .payload()
+                .and_then(|p| serde_json::from_slice(p).ok())
+                .unwrap_or(serde_json::Value::Null);
+            got.push((
+                msg.partition(),
+                msg.offset(),
+                msg.key().map(<[u8]>::to_vec),
+                value,
+            ));
+            if got.len() >= count && complete_at.is_none() {
+                complete_at = Some(Instant::now());
+            }
+        }
+    }
+    got.sort_by_key(|(p, o, _, _)| (*p, *o));
+    got.into_iter().map(|(_, _, k, v)| (k, v)).collect()
+}
+
 /// A group id no other oracle in this or a concurrent test process uses.
 fn unique_group_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

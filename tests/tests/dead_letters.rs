@@ -38,9 +38,11 @@ fn faulty_source(count: u64, dead_letter_topic: Option<&str>) -> String {
     text
 }
 
-/// The headers of every record in `topic` (one partition is enough: the
-/// dead-letter records have no key, but all partitions are read).
-fn read_headers(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<(String, String)>> {
+/// A consumed record's value and headers.
+type Letter = (Vec<u8>, Vec<(String, String)>);
+
+/// The value and headers of every record in `topic`, all partitions.
+fn read_letters(bootstrap: &str, topic: &str, expected: usize) -> Vec<Letter> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("dlq-headers-{}", std::process::id()))
@@ -72,7 +74,7 @@ fn read_headers(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<(Strin
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push(headers);
+            out.push((msg.payload().unwrap_or_default().to_vec(), headers));
         }
     }
     out
@@ -128,9 +130,9 @@ fn dead_letters_survive_kill_9_and_carry_their_error() {
         .collect();
     assert!(missing.is_empty(), "missing: {missing:?}");
 
-    let headers = read_headers(&broker.bootstrap(), "rows.dlq", bad.len());
-    assert!(headers.len() >= bad.len(), "{headers:?}");
-    for h in &headers {
+    let letters = read_letters(&broker.bootstrap(), "rows.dlq", bad.len());
+    assert!(letters.len() >= bad.len(), "{letters:?}");
+    for (_, h) in &letters {
         let get = |k: &str| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         assert_eq!(get(header::ERROR_CLASS), Some("unreadable"), "{h:?}");
         assert_eq!(get(header::SOURCE), Some("rows"), "{h:?}");
@@ -173,4 +175,86 @@ fn dead_letters_without_a_topic_halt_the_source_before_them() {
     // Rows 0..=98 are good; row 99 is unreadable and has nowhere to go, so
     // the offset never passes it.
     assert_eq!(committed_seq(&offsets, "rows"), Some(EVERY - 1));
+}
+
+#[test]
+fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
+    let dir = TempDir::new("dead-letters-csv");
+    let broker = Broker::start_mock(1);
+    let rows = 1_000u64;
+    let path = dir.join("orders.csv");
+    let mut text = String::from("seq,total\n");
+    let mut bad = Vec::new();
+    for seq in 0..rows {
+        // Line 1 is the header, so row `seq` is on line `seq + 2`.
+        let row = match seq % 100 {
+            37 => format!("{seq},not-a-number"),
+            71 => format!("{seq},1.5,extra"),
+            _ => format!("{seq},{}.25", seq * 3),
+        };
+        if seq % 100 == 37 || seq % 100 == 71 {
+            bad.push((seq, row.clone()));
+        }
+        text.push_str(&row);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let source = format!(
+        "[[source]]\nname = \"orders\"\ntype = \"csv\"\ntopic = \"orders\"\n\
+         path = {}\non_error = \"dead_letter\"\ndead_letter_topic = \"orders.dlq\"\n\
+         batch_rows = 64\n\n[source.columns]\nseq = \"int64\"\ntotal = \"float64\"\n",
+        toml_str(path.to_str().unwrap())
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("orders.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let mut daemon =
+        Daemon::start_with_args(&config, &dir.join("daemon.log"), &["--exit-when-finished"]);
+    let status = daemon.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        daemon.log_text()
+    );
+
+    // The daemon exited after committing, so everything is there; the read
+    // times out only because the bad rows are (rightly) missing.
+    let good = consume_seqs(&broker.bootstrap(), "orders", rows, Duration::from_secs(10));
+    let bad_seqs: BTreeSet<u64> = bad.iter().map(|(s, _)| *s).collect();
+    let good_seqs: BTreeSet<u64> = good.records.iter().map(|r| r.seq).collect();
+    assert_eq!(good.duplicated, 0);
+    assert_eq!(
+        good_seqs,
+        (0..rows)
+            .filter(|s| !bad_seqs.contains(s))
+            .collect::<BTreeSet<_>>()
+    );
+    let letters = read_letters(&broker.bootstrap(), "orders.dlq", bad.len());
+    assert_eq!(letters.len(), bad.len(), "{letters:?}");
+    let file = path.to_str().unwrap();
+    for (value, h) in &letters {
+        let get = |k: &str| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let raw = String::from_utf8_lossy(value);
+        let (seq, row) = bad
+            .iter()
+            .find(|(_, row)| *row == raw)
+            .unwrap_or_else(|| panic!("unexpected dead letter {raw:?}"));
+        assert_eq!(raw, *row);
+        let line = (seq + 2).to_string();
+        assert_eq!(get(header::LINE), Some(line.as_str()), "{h:?}");
+        assert!(
+            get(header::FILE).is_some_and(|f| f.ends_with(file) || f == file),
+            "{h:?}"
+        );
+        let class = if seq % 100 == 37 {
+            "parse_error"
+        } else {
+            "ragged_row"
+        };
+        assert_eq!(get(header::ERROR_CLASS), Some(class), "{h:?}");
+        assert!(
+            get(header::ERROR_MESSAGE).is_some_and(|m| !m.is_empty()),
+            "{h:?}"
+        );
+        assert_eq!(get(header::SOURCE), Some("orders"), "{h:?}");
+    }
 }

@@ -1,0 +1,327 @@
+//! Readers, one per format, all streaming: a reader holds one batch of rows
+//! at most, whatever the size of its file.
+//!
+//! A reader hands out [`Chunk`]s: good rows as a typed batch, or a run of bad
+//! rows as dead letters (never both in one chunk, so a dead-letter batch's
+//! checkpoint lies after its bad rows and the good rows before them went in
+//! an earlier batch), and finally [`Chunk::End`]. [`TableReader::position`]
+//! is the checkpoint after the last chunk.
+
+pub mod columnar;
+pub mod csv;
+pub mod ndjson;
+pub mod prefetch;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use tributary_plugin_sdk::dead_letter::DeadLetter;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Compression, OnError};
+use crate::types::{BatchBuilder, CellError};
+
+/// The most bytes of a bad row kept as its raw dead-letter value.
+pub const MAX_RAW_BYTES: usize = 1024 * 1024;
+/// Bad rows of one file logged one by one; later ones are only counted.
+pub const LOGGED_BAD_ROWS: u64 = 100;
+/// Most rows one chunk looks at, counting skipped ones.
+pub const SCAN_LIMIT: usize = 65_536;
+/// Read buffer size for text files.
+const BUFFER_BYTES: usize = 256 * 1024;
+
+/// What one read returns.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Good rows.
+    Rows(RecordBatch),
+    /// Bad rows, for the dead-letter topic.
+    Dead(Vec<DeadLetter>),
+    /// Every row was read.
+    End,
+}
+
+/// A file that cannot be read on (or a bad row under `on_error = "fail"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError(pub String);
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<arrow_schema::ArrowError> for ReadError {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        ReadError(e.to_string())
+    }
+}
+
+/// A reader of one file.
+pub trait TableReader {
+    /// The next chunk, at most `max_rows` rows.
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Chunk, ReadError>;
+    /// The checkpoint after the last chunk returned.
+    fn position(&self) -> Checkpoint;
+    /// Bytes (or rows) not yet read, when known.
+    fn lag(&self) -> Option<u64>;
+    /// Bad rows met so far, and their log lines not yet taken.
+    fn bad_rows(&mut self) -> (u64, Vec<String>);
+    /// The schema of the file's rows.
+    fn schema(&self) -> arrow_schema::SchemaRef;
+}
+
+/// One bad row.
+#[derive(Debug, Clone)]
+pub struct BadRow {
+    /// Class from the fixed set of [`CellError`] classes, plus `ragged_row`
+    /// and `invalid_json`.
+    pub class: &'static str,
+    /// What was wrong, naming the column.
+    pub message: String,
+    /// The 1-based line the row starts on.
+    pub line: u64,
+    /// The row as read.
+    pub raw: Vec<u8>,
+}
+
+impl BadRow {
+    /// A cell that did not parse, in column `name`.
+    pub fn cell(e: CellError, column: usize, name: &str, line: u64, raw: Vec<u8>) -> BadRow {
+        BadRow {
+            class: e.class,
+            message: format!("column {} (`{name}`): {}", column + 1, e.message),
+            line,
+            raw,
+        }
+    }
+}
+
+/// Applies the bad-row policy and keeps a run of dead letters apart from
+/// good rows. Shared by the text readers.
+#[derive(Debug)]
+pub struct Policy {
+    /// What to do with a bad row.
+    pub on_error: OnError,
+    /// The file, for messages.
+    pub file: String,
+    /// Bad rows so far.
+    pub bad: u64,
+    /// Log lines for bad rows, taken by [`TableReader::bad_rows`].
+    pub logs: Vec<String>,
+}
+
+/// What a reader does with a bad row it just read.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Skip it (counted and logged).
+    Skip,
+    /// Put it in the current dead-letter run.
+    Dead(DeadLetter),
+}
+
+impl Policy {
+    /// A policy for `file`.
+    pub fn new(on_error: OnError, file: &Path) -> Policy {
+        Policy {
+            on_error,
+            file: file.display().to_string(),
+            bad: 0,
+            logs: Vec::new(),
+        }
+    }
+
+    /// Counts and logs a bad row, and says what to do with it; under
+    /// `fail` it is the error the file stops with.
+    pub fn judge(&mut self, row: BadRow) -> Result<Verdict, ReadError> {
+        self.bad += 1;
+        let text = format!(
+            "{} line {}: {} ({})",
+            self.file, row.line, row.message, row.class
+        );
+        if self.on_error == OnError::Fail {
+            return Err(ReadError(format!("bad row at {text}")));
+        }
+        if self.bad <= LOGGED_BAD_ROWS {
+            let action = match self.on_error {
+                OnError::Skip => "skipped",
+                _ => "sent to the dead-letter topic",
+            };
+            self.logs.push(format!("Bad row {action}: {text}."));
+            if self.bad == LOGGED_BAD_ROWS {
+                self.logs.push(format!(
+                    "Further bad rows of {} are counted, not logged.",
+                    self.file
+                ));
+            }
+        }
+        Ok(match self.on_error {
+            OnError::DeadLetter => Verdict::Dead(DeadLetter {
+                raw: row.raw,
+                error_class: row.class.to_owned(),
+                message: row.message,
+                file: self.file.clone(),
+                line: row.line,
+            }),
+            _ => Verdict::Skip,
+        })
+    }
+}
+
+/// Rows of the chunk being assembled: good ones or a run of bad ones.
+#[derive(Debug)]
+pub struct Assembly {
+    /// Good rows.
+    pub rows: BatchBuilder,
+    /// Bad rows.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Assembly {
+    /// Turns what was assembled into a chunk; `None` when nothing was.
+    pub fn take(&mut self) -> Result<Option<Chunk>, ReadError> {
+        if !self.dead.is_empty() {
+            return Ok(Some(Chunk::Dead(std::mem::take(&mut self.dead))));
+        }
+        if !self.rows.is_empty() {
+            return Ok(Some(Chunk::Rows(self.rows.finish()?)));
+        }
+        Ok(None)
+    }
+}
+
+/// The UTF-8 byte order mark some tools write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Opens a text file for reading from its start, decompressing as
+/// configured. Returns the stream and whether it is compressed.
+fn open_text(
+    path: &Path,
+    compression: Compression,
+) -> Result<(Box<dyn BufRead + Send>, bool), ReadError> {
+    let mut file = File::open(path).map_err(|e| io_error(path, &e))?;
+    let gzip = match compression {
+        Compression::None => false,
+        Compression::Gzip => true,
+        Compression::Auto => {
+            let mut magic = [0u8; 2];
+            let n = read_full(&mut file, &mut magic).map_err(|e| io_error(path, &e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io_error(path, &e))?;
+            n == 2 && magic == [0x1f, 0x8b]
+        }
+    };
+    let reader: Box<dyn BufRead + Send> = if gzip {
+        Box::new(BufReader::with_capacity(
+            BUFFER_BYTES,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUFFER_BYTES, file)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(BUFFER_BYTES, file))
+    };
+    Ok((reader, gzip))
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A text stream positioned for reading.
+pub struct TextInput {
+    /// The stream.
+    pub reader: Box<dyn BufRead + Send>,
+    /// The offset of the stream's next byte in the decompressed file: the
+    /// requested position, or 3 at the start of a file with a BOM.
+    pub start: u64,
+    /// Whether the file is gzip-compressed.
+    pub gzip: bool,
+}
+
+impl std::fmt::Debug for TextInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextInput")
+            .field("start", &self.start)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens a text file positioned at `byte_pos` of its decompressed stream
+/// (a seek for a plain file, decompressing and discarding for gzip). At
+/// position 0 a UTF-8 byte order mark is skipped.
+pub fn open_text_at(
+    path: &Path,
+    compression: Compression,
+    byte_pos: u64,
+) -> Result<TextInput, ReadError> {
+    let (mut reader, gzip) = open_text(path, compression)?;
+    if byte_pos == 0 {
+        let buf = reader.fill_buf().map_err(|e| io_error(path, &e))?;
+        let start = if buf.starts_with(BOM) {
+            reader.consume(BOM.len());
+            BOM.len() as u64
+        } else {
+            0
+        };
+        return Ok(TextInput {
+            reader,
+            start,
+            gzip,
+        });
+    }
+    if gzip {
+        let skipped = std::io::copy(&mut (&mut reader).take(byte_pos), &mut std::io::sink())
+            .map_err(|e| io_error(path, &e))?;
+        if skipped != byte_pos {
+            return Err(ReadError(format!(
+                "{}: the checkpoint is at byte {byte_pos} but the file has only {skipped} \
+                 bytes decompressed",
+                path.display()
+            )));
+        }
+        return Ok(TextInput {
+            reader,
+            start: byte_pos,
+            gzip,
+        });
+    }
+    let mut file = File::open(path).map_err(|e| io_error(path, &e))?;
+    file.seek(SeekFrom::Start(byte_pos))
+        .map_err(|e| io_error(path, &e))?;
+    Ok(TextInput {
+        reader: Box::new(BufReader::with_capacity(BUFFER_BYTES, file)),
+        start: byte_pos,
+        gzip,
+    })
+}
+
+/// Reads the raw bytes `range` of a plain file for a dead letter, without
+/// the line terminator and at most [`MAX_RAW_BYTES`].
+pub fn raw_bytes(file: &File, start: u64, end: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(end.checked_sub(start)?)
+        .ok()?
+        .min(MAX_RAW_BYTES);
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, start).ok()?;
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    Some(buf)
+}
+
+/// An I/O error naming the file.
+pub fn io_error(path: &Path, e: &std::io::Error) -> ReadError {
+    ReadError(format!("{}: {e}", path.display()))
+}
