@@ -12,8 +12,13 @@
 # the peak RSS of tributary reading a BIG_BYTES (default 2 GB) CSV.
 # Prints rows/s, CPU seconds and peak RSS of each, and the ratios.
 #
+# KEYED=1 (default) keys every record by customer_id, as people's scripts
+# do, and kcat sends the same keys (-K); KEYED=0 is the plain comparison
+# with `kcat -P -l` and no keys.
+#
 #   benches/tables.sh                       # N=1000000, REPEAT=3, 2 GB RSS run
 #   N=200000 PY_N=50000 BIG_BYTES=0 benches/tables.sh
+#   KEYED=0 PY_N=200000 BIG_BYTES=0 benches/tables.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-1000000}"
@@ -21,6 +26,7 @@ PY_N="${PY_N:-$N}"
 BIG_BYTES="${BIG_BYTES:-2000000000}"
 PARTITIONS="${PARTITIONS:-8}"
 REPEAT="${REPEAT:-3}"
+KEYED="${KEYED:-1}"
 python3 -c 'import pandas, kafka, confluent_kafka' 2>/dev/null || {
     echo "needs pandas, kafka-python and confluent-kafka: pip install pandas kafka-python confluent-kafka" >&2
     exit 1
@@ -48,6 +54,8 @@ measure() {
     echo "$name $(cat "$work/$name.time")" >> "$work/results"
 }
 
+key_line='key = "customer_id"'
+[ "$KEYED" = 1 ] || key_line=''
 write_config() { # bootstrap topic csv config
     cat > "$4" <<TOML
 conf_dir = ""
@@ -64,7 +72,7 @@ dirs = ["$PWD/$bin"]
 name = "bench"
 type = "csv"
 topic = "$2"
-key = "customer_id"
+$key_line
 format = "json"
 path = "$3"
 batch_rows = 10000
@@ -78,6 +86,7 @@ TOML
 echo "== generating $N orders rows"
 python3 benches/tables.py write "$N" "$work/orders.csv" "$work/lines.json"
 head -n $((PY_N + 1)) "$work/orders.csv" > "$work/orders-py.csv"
+cut -f2- "$work/lines.json" > "$work/values.json"
 echo "   $(wc -c < "$work/orders.csv") bytes of CSV, $(( $(wc -c < "$work/orders.csv") / N )) bytes/row"
 
 topics=(warmup:$PARTITIONS confluent_kafka:$PARTITIONS kafka_python:$PARTITIONS big:$PARTITIONS)
@@ -100,7 +109,11 @@ for r in $(seq "$REPEAT"); do
     write_config "$mock" "tributary_$r" "$work/orders.csv" "$work/tributary-$r.toml"
     measure "tributary_$r" "$bin/tributary" run --config "$work/tributary-$r.toml" --exit-when-finished
     echo "== kcat -P -l (pre-serialised JSON lines), run $r"
-    measure "kcat_$r" kcat -P -b "$mock" -t "kcat_$r" -K $'\t' -l "${kcat_opts[@]}" "$work/lines.json"
+    if [ "$KEYED" = 1 ]; then
+        measure "kcat_$r" kcat -P -b "$mock" -t "kcat_$r" -K $'\t' -l "${kcat_opts[@]}" "$work/lines.json"
+    else
+        measure "kcat_$r" kcat -P -b "$mock" -t "kcat_$r" -l "${kcat_opts[@]}" "$work/values.json"
+    fi
 done
 echo "== pandas + iterrows + confluent-kafka ($PY_N rows)"
 measure confluent_kafka python3 benches/tables.py pandas-confluent-kafka "$mock" confluent_kafka "$work/orders-py.csv"

@@ -33,6 +33,7 @@ mod checks;
 mod config;
 mod daemon;
 mod http;
+mod logs;
 mod oracle;
 mod paths;
 mod process;
@@ -47,6 +48,7 @@ pub use checks::{committed_seq, output_text, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
+pub use logs::{LineWriter, Logrotate, append, append_seqs, logfile_source, seq_line};
 pub use oracle::{
     MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
 };

@@ -239,11 +239,18 @@ impl Default for PluginsConfig {
 }
 
 /// How records are serialized; key `format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Format {
     /// One JSON object per record, keys from the Arrow schema's field names.
     #[default]
     Json,
+    /// The record value is one column's bytes as they are (text or binary;
+    /// other types as displayed), e.g. a log line sent on unchanged. Key
+    /// `value_column` names it (default `line`).
+    String {
+        /// The column whose bytes become the value.
+        value_column: String,
+    },
 }
 
 /// One `[[source]]` table.
@@ -268,6 +275,7 @@ pub struct SourceConfig {
     /// "dead_letter"` policy), with headers naming the error; required by
     /// that policy, created like `topic`.
     pub dead_letter_topic: Option<String>,
+    /// Keys `format` and `value_column`: how rows become record values.
     pub format: Format,
     /// `false` keeps the source in the config (and checked) without running
     /// it.

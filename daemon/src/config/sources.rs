@@ -11,6 +11,9 @@ use super::load::{FileCtx, describe, describe_value, entries};
 use super::{ConfigError, Format, Location, SourceConfig, source_key, source_label};
 
 const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";
+/// The column `format = "string"` sends when `value_column` is not set:
+/// the raw line of the `logfile` plugin.
+const DEFAULT_VALUE_COLUMN: &str = "line";
 const TOPIC_RULE: &str = "not a valid Kafka topic name: use 1 to 249 characters of A-Z, a-z, 0-9, `.`, `_`, `-`, and not `.` or `..`";
 
 /// Collects `[[source]]` tables across files.
@@ -72,6 +75,7 @@ impl Sources<'_> {
         let mut record_key = None;
         let mut dead_letter_topic = None;
         let mut format = Format::Json;
+        let mut value_column: Option<(String, Option<Range<usize>>)> = None;
         let mut enabled = true;
         let mut options = serde_json::Map::new();
         let mut option_locations = BTreeMap::new();
@@ -110,9 +114,19 @@ impl Sources<'_> {
                 }
                 "format" => match ctx.string(item, &key).as_deref() {
                     Some("json") => format = Format::Json,
-                    Some(_) => ctx.error(item.span(), &key, "expected one of: json"),
+                    Some("string") => {
+                        format = Format::String {
+                            value_column: DEFAULT_VALUE_COLUMN.to_owned(),
+                        }
+                    }
+                    Some(_) => ctx.error(item.span(), &key, "expected one of: json, string"),
                     None => {}
                 },
+                "value_column" => {
+                    if let Some(column) = ctx.non_empty_string(item, &key) {
+                        value_column = Some((column, item.span()));
+                    }
+                }
                 "enabled" => {
                     if let Some(value) = ctx.boolean(item, &key) {
                         enabled = value;
@@ -125,6 +139,15 @@ impl Sources<'_> {
                     }
                 }
             }
+        }
+        match (&mut format, value_column) {
+            (Format::String { value_column }, Some((column, _))) => *value_column = column,
+            (Format::Json, Some((_, span))) => ctx.error(
+                span,
+                &source_key(&label, "value_column"),
+                "only used with format = \"string\"",
+            ),
+            (_, None) => {}
         }
         for required in ["name", "type", "topic"] {
             if !table.contains_key(required) {
@@ -309,12 +332,46 @@ key = 5
                 format!("/etc/t.toml:3:8: `source[#1].name`: {NAME_RULE}"),
                 "/etc/t.toml:4:8: `source[#1].type`: must not be empty".to_owned(),
                 format!("/etc/t.toml:5:9: `source[#1].topic`: {TOPIC_RULE}"),
-                "/etc/t.toml:6:10: `source[#1].format`: expected one of: json".to_owned(),
+                "/etc/t.toml:6:10: `source[#1].format`: expected one of: json, string".to_owned(),
                 "/etc/t.toml:8:1: `source[#2].name`: required key is missing".to_owned(),
                 "/etc/t.toml:8:1: `source[#2].type`: required key is missing".to_owned(),
                 "/etc/t.toml:15:7: `source[ok].key`: expected a string, found an integer"
                     .to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn string_format_takes_a_value_column_defaulting_to_line() {
+        let config = parse(&format!("{SOURCE}format = \"string\"\n")).unwrap();
+        assert_eq!(
+            config.sources[0].format,
+            Format::String {
+                value_column: "line".into()
+            }
+        );
+        let config = parse(&format!(
+            "{SOURCE}format = \"string\"\nvalue_column = \"message\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.sources[0].format,
+            Format::String {
+                value_column: "message".into()
+            }
+        );
+        assert!(!config.sources[0].options.contains_key("value_column"));
+        let errors = errors_of(parse(&format!("{SOURCE}value_column = \"line\"\n")));
+        assert_eq!(
+            errors,
+            ["/t.toml:5:16: `source[orders].value_column`: only used with format = \"string\""]
+        );
+        let errors = errors_of(parse(&format!(
+            "{SOURCE}format = \"string\"\nvalue_column = \"\"\n"
+        )));
+        assert_eq!(
+            errors,
+            ["/t.toml:6:16: `source[orders].value_column`: must not be empty"]
         );
     }
 

@@ -95,12 +95,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Encodes checkpoints in the file format.
+/// An empty checkpoint ends a partition (a file source's file that is gone
+/// for good): it is not written, so the file stays bounded however many
+/// files come and go, and loading finds nothing to resume there, which is
+/// what an empty checkpoint means.
 fn encode(source: &str, checkpoints: &Checkpoints) -> Vec<u8> {
     let body = FileV1 {
         version: VERSION,
         source: source.to_owned(),
         partitions: checkpoints
             .iter()
+            .filter(|(_, c)| !c.is_empty())
             .map(|(p, c)| Entry {
                 partition: hex(p),
                 checkpoint: hex(c),
@@ -210,8 +215,21 @@ mod tests {
     fn sample() -> Checkpoints {
         let mut c = Checkpoints::new();
         c.insert(b"seq".to_vec(), 42u64.to_le_bytes().to_vec());
-        c.insert(vec![0, 255, 7], vec![]);
+        // Binary partition bytes round-trip through hex; an empty checkpoint
+        // is not stored (see `empty_checkpoints_end_their_partition...`).
+        c.insert(vec![0, 255, 7], vec![0]);
         c
+    }
+
+    #[test]
+    fn empty_checkpoints_end_their_partition_and_are_not_stored() {
+        let dir = temp_dir("tombstones");
+        let store = FileStore::open(dir.clone()).unwrap();
+        let mut state = sample();
+        state.insert(b"gone".to_vec(), Vec::new());
+        store.commit("logs", &state).unwrap();
+        assert_eq!(store.load("logs").unwrap(), sample());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

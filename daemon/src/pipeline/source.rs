@@ -227,7 +227,7 @@ impl SourceThread {
                 .find(|t| t.name == self.config.source_type)
                 .and_then(|t| t.default_key.clone())
         });
-        let serializer = RecordSerializer::new(self.config.format, key);
+        let serializer = RecordSerializer::new(self.config.format.clone(), key);
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
         while let Ok((partition, checkpoint)) = notices.recv() {

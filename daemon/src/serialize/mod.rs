@@ -29,6 +29,14 @@ pub enum SerializeError {
         /// The columns the batch has.
         available: String,
     },
+    /// The configured value column (`format = "string"`) is not in the batch.
+    #[error("value column `{column}` is not in the source's rows (columns: {available})")]
+    MissingValueColumn {
+        /// The configured column.
+        column: String,
+        /// The columns the batch has.
+        available: String,
+    },
     /// Arrow could not encode a column.
     #[error("cannot serialise a batch: {0}")]
     Arrow(#[from] ArrowError),
@@ -108,8 +116,9 @@ impl RecordSerializer {
             value_ranges: Vec::with_capacity(rows),
             ..Serialized::default()
         };
-        match self.format {
+        match &self.format {
             Format::Json => self.json_values(batch, &mut out)?,
+            Format::String { value_column } => string_values(batch, value_column, &mut out)?,
         }
         if let Some(per_row) = out.values.len().checked_div(rows) {
             self.bytes_per_row.store(per_row, Ordering::Relaxed);
@@ -147,13 +156,7 @@ impl RecordSerializer {
         let Some(array) = batch.column_by_name(column) else {
             return Err(SerializeError::MissingKeyColumn {
                 column: column.clone(),
-                available: batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: column_names(batch),
             });
         };
         out.key_ranges.reserve(batch.num_rows());
@@ -184,6 +187,82 @@ impl RecordSerializer {
         }
         Ok(())
     }
+}
+
+/// The batch's column names, for errors.
+fn column_names(batch: &RecordBatch) -> String {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `format = "string"`: each value is the column's bytes as they are (text
+/// and binary columns), or its display form (other types). A null becomes
+/// an empty value: a Kafka null value would read as a tombstone on
+/// compacted topics.
+fn string_values(
+    batch: &RecordBatch,
+    column: &str,
+    out: &mut Serialized,
+) -> Result<(), SerializeError> {
+    let Some(array) = batch.column_by_name(column) else {
+        return Err(SerializeError::MissingValueColumn {
+            column: column.to_owned(),
+            available: column_names(batch),
+        });
+    };
+    let push = |bytes: Option<&[u8]>, out: &mut Serialized| {
+        let start = out.values.len();
+        if let Some(b) = bytes {
+            out.values.extend_from_slice(b);
+        }
+        out.value_ranges.push(start..out.values.len());
+    };
+    match array.data_type() {
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            for row in 0..a.len() {
+                push(a.is_valid(row).then(|| a.value(row).as_bytes()), out);
+            }
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            for row in 0..a.len() {
+                push(a.is_valid(row).then(|| a.value(row).as_bytes()), out);
+            }
+        }
+        DataType::Binary => {
+            let a = array.as_binary::<i32>();
+            for row in 0..a.len() {
+                push(a.is_valid(row).then(|| a.value(row)), out);
+            }
+        }
+        DataType::LargeBinary => {
+            let a = array.as_binary::<i64>();
+            for row in 0..a.len() {
+                push(a.is_valid(row).then(|| a.value(row)), out);
+            }
+        }
+        _ => {
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
+            for row in 0..array.len() {
+                let start = out.values.len();
+                if array.is_valid(row) {
+                    // Writing into a Vec through fmt cannot fail.
+                    let _ = std::io::Write::write_fmt(
+                        &mut out.values,
+                        format_args!("{}", formatter.value(row)),
+                    );
+                }
+                out.value_ranges.push(start..out.values.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Encoder options without our factory: explicit nulls keep every record's
@@ -375,6 +454,55 @@ mod tests {
         assert!(
             err.contains("`nope`") && err.contains("customer_id"),
             "{err}"
+        );
+    }
+
+    fn string_format(column: &str) -> RecordSerializer {
+        RecordSerializer::new(
+            Format::String {
+                value_column: column.to_owned(),
+            },
+            Some("seq".into()),
+        )
+    }
+
+    #[test]
+    fn string_format_sends_the_column_bytes_unchanged() {
+        let s = string_format("customer_id").serialize(&batch()).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.value(0), b"C-1");
+        assert_eq!(s.value(1), b"", "a null is an empty value");
+        assert_eq!(s.value(2), b"C\"3", "no JSON quoting or escaping");
+        assert_eq!(s.key(2), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn string_format_sends_binary_as_is_and_displays_other_types() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("raw", DataType::Binary, false),
+            Field::new("seq", DataType::UInt64, false),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::BinaryArray::from_vec(vec![b"\xff\x00x"])),
+                Arc::new(UInt64Array::from(vec![42])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            string_format("raw").serialize(&b).unwrap().value(0),
+            b"\xff\x00x"
+        );
+        assert_eq!(string_format("seq").serialize(&b).unwrap().value(0), b"42");
+    }
+
+    #[test]
+    fn string_format_names_a_missing_value_column() {
+        let err = string_format("line").serialize(&batch()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value column `line` is not in the source's rows (columns: seq, customer_id, total, qty)"
         );
     }
 }
