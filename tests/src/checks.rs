@@ -43,3 +43,28 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// The seed of a randomised test: `TRIBUTARY_TEST_SEED` when set, else the
+/// clock. Printed, so a failing run can be repeated exactly.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("TRIBUTARY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+        | 1;
+    eprintln!("TRIBUTARY_TEST_SEED={seed}");
+    seed
+}
+
+/// A pseudo-random duration in `[min_ms, max_ms)`, advancing `seed`
+/// (xorshift), so a run is a pure function of [`test_seed`].
+pub fn pick(seed: &mut u64, min_ms: u64, max_ms: u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    Duration::from_millis(min_ms + *seed % (max_ms - min_ms))
+}

@@ -44,7 +44,7 @@ pub use broker::{
     Broker, BrokerKind, Mock, MockBroker, TANSU_BIN_ENV, TansuBroker, brokers_under_test,
     free_port, tansu_bin,
 };
-pub use checks::{committed_seq, output_text, wait_until};
+pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};

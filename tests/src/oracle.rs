@@ -146,6 +146,34 @@ impl fmt::Display for SeqReport {
 /// How many consumer errors a report keeps.
 const ERRORS_KEPT: usize = 10;
 
+/// A `read_committed` consumer assigned to every partition of `topic` from
+/// the beginning, waiting (until `deadline`) for the topic to appear.
+fn oracle_consumer(bootstrap: &str, topic: &str, deadline: Instant) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        // librdkafka refuses `assign` without a group.id, but with explicit
+        // assignment and no commits the group is never joined; a unique name
+        // keeps concurrent oracles from sharing anything all the same.
+        .set("group.id", unique_group_id())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("client.id", "tributary-test-oracle")
+        .create()
+        .expect("oracle consumer");
+    let partitions = wait_for_partitions(&consumer, topic, deadline);
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("Offset::Beginning is a valid offset");
+    }
+    consumer.assign(&tpl).expect("assign partitions");
+    consumer
+}
+
 /// Reads every partition of `topic` from the beginning until all of
 /// `0..expected_count` were seen (then [`TRAILING_READ`] more) or `timeout`
 /// passed, and reports what was missing and duplicated.
@@ -163,29 +191,7 @@ pub fn consume_seqs(
     timeout: Duration,
 ) -> SeqReport {
     let deadline = Instant::now() + timeout;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        // librdkafka refuses `assign` without a group.id, but with explicit
-        // assignment and no commits the group is never joined; a unique name
-        // keeps concurrent oracles from sharing anything all the same.
-        .set("group.id", unique_group_id())
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("allow.auto.create.topics", "false")
-        .set("client.id", "tributary-test-oracle")
-        .create()
-        .expect("oracle consumer");
-
-    let partitions = wait_for_partitions(&consumer, topic, deadline);
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .expect("Offset::Beginning is a valid offset");
-    }
-    consumer.assign(&tpl).expect("assign partitions");
+    let consumer = oracle_consumer(bootstrap, topic, deadline);
 
     let mut report = SeqReport {
         expected: expected_count,
@@ -271,25 +277,7 @@ pub fn consume_json(
     timeout: Duration,
 ) -> Vec<(Option<Vec<u8>>, serde_json::Value)> {
     let deadline = Instant::now() + timeout;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_group_id())
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("allow.auto.create.topics", "false")
-        .set("client.id", "tributary-test-oracle")
-        .create()
-        .expect("oracle consumer");
-    let partitions = wait_for_partitions(&consumer, topic, deadline);
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .expect("Offset::Beginning is a valid offset");
-    }
-    consumer.assign(&tpl).expect("assign partitions");
+    let consumer = oracle_consumer(bootstrap, topic, deadline);
     let mut got: Vec<(i32, i64, Option<Vec<u8>>, serde_json::Value)> = Vec::new();
     let mut complete_at: Option<Instant> = None;
     loop {

@@ -9,29 +9,6 @@ use tributary_tests::*;
 
 const ROUNDS: usize = 10;
 
-/// A pseudo-random duration in `[min, max)` from a seed, so a failing run
-/// can be repeated with `TRIBUTARY_TEST_SEED`.
-fn pick(seed: &mut u64, min_ms: u64, max_ms: u64) -> Duration {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    Duration::from_millis(min_ms + *seed % (max_ms - min_ms))
-}
-
-fn test_seed() -> u64 {
-    let seed = std::env::var("TRIBUTARY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        | 1;
-    eprintln!("TRIBUTARY_TEST_SEED={seed}");
-    seed
-}
-
 /// Runs the daemon until the source has committed `count` records, or the
 /// timeout passes, then stops it with SIGTERM.
 fn run_to_completion(config: &Path, dir: &TempDir, count: u64, round: usize) {

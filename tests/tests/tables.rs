@@ -22,29 +22,6 @@ const ROWS_PER_FILE: u64 = 200;
 /// Files dropped into the spool.
 const FILES: u64 = 50;
 
-/// A pseudo-random duration in `[min, max)`; repeat a run with
-/// `TRIBUTARY_TEST_SEED`.
-fn pick(seed: &mut u64, min_ms: u64, max_ms: u64) -> Duration {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    Duration::from_millis(min_ms + *seed % (max_ms - min_ms))
-}
-
-fn test_seed() -> u64 {
-    let seed = std::env::var("TRIBUTARY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        | 1;
-    eprintln!("TRIBUTARY_TEST_SEED={seed}");
-    seed
-}
-
 /// The CSV text of spool file `k`: rows `k * ROWS_PER_FILE ..`, with
 /// quoted fields holding the delimiter and a line break.
 fn orders_csv(k: u64) -> String {
