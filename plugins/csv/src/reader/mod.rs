@@ -207,7 +207,8 @@ fn open_text(
         Compression::Gzip => true,
         Compression::Auto => {
             let mut magic = [0u8; 2];
-            let n = read_full(&mut file, &mut magic).map_err(|e| io_error(path, &e))?;
+            let n = crate::checkpoint::read_up_to(&mut file, &mut magic)
+                .map_err(|e| io_error(path, &e))?;
             file.seek(SeekFrom::Start(0))
                 .map_err(|e| io_error(path, &e))?;
             n == 2 && magic == [0x1f, 0x8b]
@@ -222,19 +223,6 @@ fn open_text(
         Box::new(BufReader::with_capacity(BUFFER_BYTES, file))
     };
     Ok((reader, gzip))
-}
-
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// A text stream positioned for reading.
