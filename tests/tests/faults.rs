@@ -22,15 +22,25 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 /// Every record before every offset ever committed must be in the topic: had
 /// a commit passed an undelivered record, the restart would resume after it
 /// and the record would be missing.
-fn survives_outage(broker: &Broker, dir: &TempDir, count: u64, rate: u64, outage: impl FnOnce()) {
-    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+fn survives_outage(
+    broker: &Broker,
+    dir: &TempDir,
+    count: u64,
+    rate: u64,
+    extra: &[(&str, &str)],
+    outage: impl FnOnce(),
+) {
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
         // Deliveries give up quickly, so an outage turns into failed
         // delivery reports within the test instead of after 5 minutes.
-        .kafka_option("message.timeout.ms", "2000")
-        .drop_in(
-            "orders.toml",
-            datagen_source("orders", "orders", count, rate, 9),
-        );
+        .kafka_option("message.timeout.ms", "2000");
+    for (key, value) in extra {
+        spec = spec.kafka_option(key, value);
+    }
+    let spec = spec.drop_in(
+        "orders.toml",
+        datagen_source("orders", "orders", count, rate, 9),
+    );
     let config = write_config(dir.path(), &spec);
     let offsets = dir.join("offsets");
     let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
@@ -40,12 +50,24 @@ fn survives_outage(broker: &Broker, dir: &TempDir, count: u64, rate: u64, outage
     let before = committed_seq(&offsets, "orders").unwrap_or(0);
     outage();
     let after = committed_seq(&offsets, "orders").unwrap_or(0);
-    let log = daemon.log_text();
-    assert!(
-        log.contains("delivery to topic `orders` failed"),
-        "the outage did not fail any delivery, so the test proved nothing:\n{log}"
-    );
-    assert!(daemon.is_running(), "daemon died:\n{log}");
+    // Records time out while the broker is away, but the failed run is
+    // logged once the source has stopped, which can be just after the
+    // broker is back.
+    let failed = Instant::now();
+    let deadline = failed + Duration::from_secs(30);
+    while !daemon
+        .log_text()
+        .contains("delivery to topic `orders` failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the outage did not fail any delivery, so the test proved nothing:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("failure logged {:?} after the outage", failed.elapsed());
+    assert!(daemon.is_running(), "daemon died:\n{}", daemon.log_text());
 
     wait_for("the source to finish", Duration::from_secs(120), || {
         committed_seq(&offsets, "orders") == Some(count)
@@ -71,7 +93,21 @@ fn broker_errors_never_skip_records() {
     let dir = TempDir::new("broker-errors");
     let broker = Broker::start_mock(1);
     broker.create_topic("orders", 8);
-    survives_outage(&broker, &dir, 40_000, 4_000, || {
+    // One request in flight per connection. librdkafka's idempotent
+    // producer treats the success of a later pipelined batch as proof that
+    // an earlier batch with an uncertain outcome was written ("implicitly
+    // acked by subsequent batch success"). That holds on a real broker,
+    // which rejects a batch whose sequence number skips ahead, but the mock
+    // cluster checks sequence numbers only for transactional producers: it
+    // appends the later batch, and the earlier one, acknowledged without
+    // being written, is lost. With pipelining this test lost 2-4 records in
+    // about a third of runs, each time with exactly one such implicit
+    // acknowledgement covering exactly the missing records (librdkafka
+    // `debug=eos`), and none in runs that lost nothing. The daemon keeps
+    // librdkafka's default of 5 in flight; real brokers are tested by
+    // `broker_outage_never_skips_records`.
+    let no_pipelining = [("max.in.flight.requests.per.connection", "1")];
+    survives_outage(&broker, &dir, 40_000, 4_000, &no_pipelining, || {
         // Retriable produce errors: librdkafka retries them.
         let mock = broker.mock();
         let mut errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 30];
@@ -99,7 +135,7 @@ fn broker_outage_never_skips_records() {
     let Broker::Tansu(tansu) = &broker else {
         unreachable!("started as Tansu above");
     };
-    survives_outage(&broker, &dir, 20_000, 2_000, || {
+    survives_outage(&broker, &dir, 20_000, 2_000, &[], || {
         tansu.pause();
         std::thread::sleep(Duration::from_secs(6));
         tansu.resume();

@@ -256,6 +256,12 @@ impl Kafka {
             client.set(*k, *v);
         }
         client.set("bootstrap.servers", &bootstrap);
+        if config.options.iter().any(|(k, _)| k == "debug") {
+            // The rdkafka crate drops librdkafka's debug lines unless the
+            // client's log level admits them; someone who sets `debug`
+            // wants to read them (at `RUST_LOG=librdkafka=debug`).
+            client.set_log_level(RDKafkaLogLevel::Debug);
+        }
         let producer = ProducerHandle::start(&client)?;
         // Bring up the producer's broker connection now: the idempotent
         // producer asks for its producer id as soon as it exists, and if no
