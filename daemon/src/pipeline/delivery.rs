@@ -65,16 +65,16 @@ impl BatchHandle {
         unsafe { release(self.0, 1) };
     }
 
-    /// The sender stops after handing `sent` of the batch's `records`
-    /// records to the producer. The batch never completes (its checkpoint
+    /// The sender gives up on the batch with `unsent` of its records never
+    /// accepted by the producer. The batch never completes (its checkpoint
     /// is never committed); it frees itself after the reports of the
-    /// records already sent.
-    pub fn abandon(self, records: usize, sent: usize) {
+    /// records that were accepted.
+    pub fn abandon(self, unsent: usize) {
         // SAFETY: the handle owns the sender's count, so the batch is alive.
         let ack = unsafe { &*(self.0 as *const BatchAck) };
         ack.abandoned.store(true, Ordering::Release);
         // SAFETY: as above; the unsent records will never report.
-        unsafe { release(self.0, records - sent + 1) };
+        unsafe { release(self.0, unsent + 1) };
     }
 }
 
@@ -172,7 +172,7 @@ mod tests {
         let (calls, _, completion) = counting();
         let batch = BatchHandle::new(BatchAck::new(5, completion));
         let opaque = batch.opaque();
-        batch.abandon(5, 2);
+        batch.abandon(3);
         // SAFETY: the two records that were sent report once each; the
         // last one frees the batch (Miri or a sanitizer would flag a leak
         // or a use after free here).

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use delivery::record_done;
+#[cfg(test)]
+pub(crate) use delivery::{BatchAck, BatchHandle};
 pub use source::{RunEnd, SourceContext, run_once};
 pub use status::{SourceState, SourceStatus};
 pub use supervisor::{

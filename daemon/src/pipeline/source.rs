@@ -35,7 +35,7 @@ use super::status::SourceStatus;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
-use crate::producer::Producer;
+use crate::producer::{Producer, Sent, TopicSender};
 use crate::serialize::RecordSerializer;
 use tributary_plugin_sdk::dead_letter;
 
@@ -245,6 +245,12 @@ impl SourceThread {
         serializer: &RecordSerializer,
         notices: &Notices,
     ) -> Result<RunEnd, SourceError> {
+        let mut sender = TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
+            SourceError::Produce {
+                topic: self.config.topic.clone(),
+                source: e,
+            }
+        })?;
         loop {
             self.status.beat();
             while let Ok((partition, checkpoint)) = notices.try_recv() {
@@ -257,7 +263,7 @@ impl SourceThread {
                 PollOutcome::Idle => {}
                 PollOutcome::Finished => return Ok(RunEnd::Finished),
                 PollOutcome::Batch(batch) => {
-                    if !self.send_batch(batch, serializer)? {
+                    if !self.send_batch(batch, serializer, &mut sender)? {
                         return Ok(RunEnd::Stopped);
                     }
                 }
@@ -273,6 +279,7 @@ impl SourceThread {
         &self,
         batch: Polled,
         serializer: &RecordSerializer,
+        sender: &mut TopicSender,
     ) -> Result<bool, SourceError> {
         let rows = batch.records.num_rows();
         self.status
@@ -299,22 +306,46 @@ impl SourceThread {
             }
         };
         let bytes = serialized.values.len() as u64;
-        let mut batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
-        for i in 0..serialized.len() {
-            let mut record = BaseRecord::with_opaque_to(&self.config.topic, batch_handle.opaque())
-                .payload(serialized.value(i));
-            if let Some(key) = serialized.key(i) {
-                record = record.key(key);
+        let batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
+        let mut next = 0;
+        while next < rows {
+            match sender.send(&serialized, next..rows, batch_handle.opaque()) {
+                Sent::All => break,
+                Sent::QueueFull { accepted } => {
+                    next += accepted;
+                    if self.stop.is_cancelled() {
+                        batch_handle.abandon(rows - next);
+                        self.abandon(rows);
+                        return Ok(false);
+                    }
+                    self.wait_for_queue_space();
+                }
+                Sent::Failed { error, refused } => {
+                    batch_handle.abandon(refused);
+                    self.abandon(rows);
+                    crate::metrics::global().records_failed(
+                        &self.config.name,
+                        crate::metrics::kafka_error_class(&error),
+                        refused as u64,
+                    );
+                    return Err(SourceError::Produce {
+                        topic: self.config.topic.clone(),
+                        source: error,
+                    });
+                }
             }
-            let Some(handle) =
-                self.send_record(record, batch_handle, rows, i, &self.config.topic)?
-            else {
-                return Ok(false);
-            };
-            batch_handle = handle;
         }
         batch_handle.sent_all();
         Ok(true)
+    }
+
+    /// Waits a moment for the producer queue to drain, serving delivery
+    /// reports meanwhile: they are what frees queue space, and serving them
+    /// here saves waking the delivery thread for each one.
+    fn wait_for_queue_space(&self) {
+        // Waiting for the broker is not a wedged pipeline.
+        self.status.beat();
+        self.producer.poll(QUEUE_FULL_WAIT);
     }
 
     /// Sends the raw rows of a dead-letter batch to the dead-letter topic,
@@ -411,20 +442,15 @@ impl SourceThread {
                 Ok(()) => return Ok(Some(batch_handle)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     if self.stop.is_cancelled() {
-                        batch_handle.abandon(rows, index);
+                        batch_handle.abandon(rows - index);
                         self.abandon(rows);
                         return Ok(None);
                     }
                     record = r;
-                    // Waiting for the broker is not a wedged pipeline.
-                    self.status.beat();
-                    // Serve delivery reports while waiting: they are
-                    // what frees queue space, and serving them here
-                    // saves waking the delivery thread for each one.
-                    self.producer.poll(QUEUE_FULL_WAIT);
+                    self.wait_for_queue_space();
                 }
                 Err((e, _)) => {
-                    batch_handle.abandon(rows, index);
+                    batch_handle.abandon(rows - index);
                     self.abandon(rows);
                     crate::metrics::global().records_failed(
                         &self.config.name,

@@ -1,6 +1,7 @@
 //! The Kafka side: one idempotent producer shared by all sources, topic
 //! creation, and the embedded broker.
 
+mod batch;
 mod embedded;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
+pub use batch::{Records, Sent, TopicSender};
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;
@@ -112,9 +114,6 @@ pub type Producer = Arc<ProducerHandle>;
 /// through the last fraction of a millisecond of every window (its remaining
 /// timeout truncates to 0 ms), so long windows keep an idle daemon idle.
 const POLL_WINDOW: Duration = Duration::from_secs(5);
-/// How long a stop waits for the poller to notice; it is detached after
-/// that (every source has drained by then).
-const POLLER_STOP_WAIT: Duration = Duration::from_millis(50);
 
 impl ProducerHandle {
     fn start(client: &ClientConfig) -> Result<Arc<Self>, ProducerError> {
@@ -171,11 +170,14 @@ impl Drop for ProducerHandle {
                 .exited
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if exited.recv_timeout(POLLER_STOP_WAIT).is_ok() {
+            // rdkafka's poll returns only at the end of its window, so a
+            // poller still inside one is not waited for: every source has
+            // drained and flushed by now. It finishes the window on its own
+            // and then drops its reference to the producer (or the process
+            // exits first); waiting here once cost every stop 50 ms.
+            if exited.try_recv().is_ok() {
                 let _ = thread.join();
             }
-            // Otherwise the thread finishes its poll window on its own and
-            // then drops its reference to the producer; nothing waits for it.
         }
     }
 }
@@ -201,6 +203,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.messages", "100000"),
     // Queue depth, broker round-trip times and retries for `/metrics`.
     ("statistics.interval.ms", "5000"),
+    // librdkafka connects to a broker learned from metadata (the partition
+    // leaders) at most every half `reconnect.backoff.ms`; at its default of
+    // 100 ms every start and restart waited 50 ms before its first record.
+    // Reconnects after a failure still back off exponentially up to
+    // `reconnect.backoff.max.ms`.
+    ("reconnect.backoff.ms", "20"),
 ];
 
 /// A connection to Kafka: the producer and, in embedded mode, the broker.
