@@ -35,7 +35,7 @@ use super::status::SourceStatus;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
-use crate::producer::{Producer, Sent, TopicSender};
+use crate::producer::{Producer, TopicSender, Unsent};
 use crate::serialize::RecordSerializer;
 use tributary_plugin_sdk::dead_letter;
 
@@ -307,36 +307,37 @@ impl SourceThread {
         };
         let bytes = serialized.values.len() as u64;
         let batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
-        let mut next = 0;
-        while next < rows {
-            match sender.send(&serialized, next..rows, batch_handle.opaque()) {
-                Sent::All => break,
-                Sent::QueueFull { accepted } => {
-                    next += accepted;
-                    if self.stop.is_cancelled() {
-                        batch_handle.abandon(rows - next);
-                        self.abandon(rows);
-                        return Ok(false);
-                    }
-                    self.wait_for_queue_space();
-                }
-                Sent::Failed { error, refused } => {
-                    batch_handle.abandon(refused);
-                    self.abandon(rows);
-                    crate::metrics::global().records_failed(
-                        &self.config.name,
-                        crate::metrics::kafka_error_class(&error),
-                        refused as u64,
-                    );
-                    return Err(SourceError::Produce {
-                        topic: self.config.topic.clone(),
-                        source: error,
-                    });
-                }
+        let sent = sender.send(&serialized, batch_handle.opaque(), || {
+            if self.stop.is_cancelled() {
+                return false;
+            }
+            self.wait_for_queue_space();
+            true
+        });
+        match sent {
+            Ok(()) => {
+                batch_handle.sent_all();
+                Ok(true)
+            }
+            Err(Unsent::Stopped { unsent }) => {
+                batch_handle.abandon(unsent);
+                self.abandon(rows);
+                Ok(false)
+            }
+            Err(Unsent::Refused { error, refused }) => {
+                batch_handle.abandon(refused);
+                self.abandon(rows);
+                crate::metrics::global().records_failed(
+                    &self.config.name,
+                    crate::metrics::kafka_error_class(&error),
+                    refused as u64,
+                );
+                Err(SourceError::Produce {
+                    topic: self.config.topic.clone(),
+                    source: error,
+                })
             }
         }
-        batch_handle.sent_all();
-        Ok(true)
     }
 
     /// Waits a moment for the producer queue to drain, serving delivery

@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use batch::{Records, Sent, TopicSender};
+pub use batch::{Records, TopicSender, Unsent};
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;
@@ -100,6 +100,8 @@ impl ProducerContext for KafkaContext {
 /// batch. [`Kafka`] replaces it when librdkafka declares it unusable.
 pub struct ProducerHandle {
     producer: Arc<BaseProducer<KafkaContext>>,
+    /// The configured `partitioner`, if any (see [`TopicSender`]).
+    partitioner: Option<String>,
     stop: Arc<AtomicBool>,
     poller: Option<JoinHandle<()>>,
     /// Signalled by the poller as it exits. In a mutex only to make the
@@ -138,10 +140,18 @@ impl ProducerHandle {
             })?;
         Ok(Arc::new(ProducerHandle {
             producer,
+            partitioner: client.get("partitioner").map(str::to_owned),
             stop,
             poller: Some(poller),
             exited: std::sync::Mutex::new(exited),
         }))
+    }
+}
+
+impl ProducerHandle {
+    /// The configured librdkafka `partitioner`, if any.
+    pub fn partitioner(&self) -> Option<&str> {
+        self.partitioner.as_deref()
     }
 }
 
