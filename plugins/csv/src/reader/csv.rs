@@ -1,43 +1,46 @@
-//! Delimited text (CSV, TSV, …) with the `csv` crate: quoted fields with
-//! delimiters and line breaks, CRLF, comments, any delimiter, quote and
-//! escape. Records are read as bytes so a row with invalid UTF-8 is a bad
-//! row, not a failed file; positions come from the parser, so the checkpoint
-//! is the exact byte and line where the next record starts.
+//! Delimited text (CSV, TSV, …) with `csv_core`, the parser of the `csv`
+//! crate: quoted fields with delimiters and line breaks, CRLF, comments,
+//! any delimiter, quote and escape. Records are read as bytes so a row
+//! with invalid UTF-8 is a bad row, not a failed file; positions come from
+//! the parser, so the checkpoint is the exact byte and line where the next
+//! record starts.
 
 use std::fs::File;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
+use csv_core::ReadRecordResult;
 
 use super::{
     Assembly, BadRow, Chunk, Policy, ReadError, SCAN_LIMIT, TableReader, Verdict, open_text_at,
     raw_bytes,
 };
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, OnError};
-use crate::types::{BatchBuilder, Cell, ColumnType, Columns, Inference, parse_bytes, shorten};
+use crate::config::{Config, CsvDialect, OnError};
+use crate::types::{
+    BatchBuilder, CellError, ColumnType, Columns, Inference, parse_text, shorten, utf8_error,
+};
 
 /// A CSV file being read.
 pub struct CsvReader {
     path: PathBuf,
     columns: Columns,
     null_values: Vec<Vec<u8>>,
-    rdr: csv::Reader<Box<dyn std::io::BufRead + Send>>,
+    records: Records,
     /// Offset of the reader's byte 0 in the file, and the line of its line 1.
     base_byte: u64,
     base_line: u64,
     /// Where the next unread row starts.
     pos: Checkpoint,
-    record: ByteRecord,
-    /// `record` holds a row read but not yet taken (it starts a new chunk).
+    /// `records` holds a row read but not yet taken (it starts a new chunk).
     pending: bool,
     /// Plain files re-read a bad row's bytes for its dead letter; gzip files
     /// rebuild it from the fields.
     raw_source: Option<File>,
-    dialect: crate::config::CsvDialect,
+    dialect: CsvDialect,
     policy: Policy,
     assembly: Assembly,
-    cells: Vec<Cell>,
     ended: bool,
     /// Plain files only: the size, for the lag.
     size: Option<u64>,
@@ -52,20 +55,118 @@ impl std::fmt::Debug for CsvReader {
     }
 }
 
-fn builder(config: &Config) -> csv::ReaderBuilder {
-    let d = &config.csv;
-    let mut b = csv::ReaderBuilder::new();
-    b.has_headers(false)
-        .flexible(true)
-        .buffer_capacity(64 * 1024)
-        .delimiter(d.delimiter)
-        .quote(d.quote)
-        .comment(d.comment);
+/// The parser for a dialect.
+fn parser(d: &CsvDialect) -> csv_core::Reader {
+    let mut b = csv_core::ReaderBuilder::new();
+    b.delimiter(d.delimiter).quote(d.quote).comment(d.comment);
     match d.escape {
         Some(e) => b.escape(Some(e)).double_quote(false),
         None => b.escape(None).double_quote(true),
     };
-    b
+    b.build()
+}
+
+/// The records of a text stream, one at a time, as `csv::Reader` reads
+/// them (the same parser, the same loop, the same positions), but without
+/// its costs per row: it buffers the stream a second time and keeps a
+/// record's field bounds behind a pointer, followed again for each field.
+/// Here the stream is parsed where it is buffered and the bounds are a
+/// plain vector.
+struct Records {
+    parser: csv_core::Reader,
+    input: Box<dyn BufRead + Send>,
+    /// The fields of the current record, one after the other.
+    fields: Vec<u8>,
+    /// Where each field of the current record ends in `fields`: the
+    /// first `len` entries (the rest is room to grow).
+    ends: Vec<usize>,
+    len: usize,
+    /// Where the current record starts: bytes into the stream, and line
+    /// (1-based).
+    start: (u64, u64),
+    /// Where it ends and the next one starts.
+    end: (u64, u64),
+    ended: bool,
+}
+
+impl Records {
+    fn new(parser: csv_core::Reader, input: Box<dyn BufRead + Send>) -> Records {
+        Records {
+            parser,
+            input,
+            fields: vec![0; 1024],
+            ends: vec![0; 64],
+            len: 0,
+            start: (0, 1),
+            end: (0, 1),
+            ended: false,
+        }
+    }
+
+    /// Reads the next record; `false` at the end of the stream.
+    fn read(&mut self) -> std::io::Result<bool> {
+        self.len = 0;
+        self.start = self.end;
+        if self.ended {
+            return Ok(false);
+        }
+        let (mut out, mut ends) = (0, 0);
+        loop {
+            let input = self.input.fill_buf()?;
+            let (result, read, written, ended) =
+                self.parser
+                    .read_record(input, &mut self.fields[out..], &mut self.ends[ends..]);
+            self.input.consume(read);
+            self.end = (self.end.0 + read as u64, self.parser.line());
+            out += written;
+            ends += ended;
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    let len = self.fields.len() * 2;
+                    self.fields.resize(len, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                ReadRecordResult::Record => {
+                    self.len = ends;
+                    return Ok(true);
+                }
+                ReadRecordResult::End => {
+                    self.ended = true;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The number of fields of the current record.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Where each field of the current record ends in [`Self::as_slice`].
+    fn ends(&self) -> &[usize] {
+        &self.ends[..self.len]
+    }
+
+    /// The fields of the current record, one after the other.
+    fn as_slice(&self) -> &[u8] {
+        &self.fields[..self.ends().last().copied().unwrap_or(0)]
+    }
+
+    /// The fields of the current record.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let fields = self.as_slice();
+        let mut start = 0;
+        self.ends().iter().map(move |&end| {
+            let field = &fields[start..end];
+            start = end;
+            field
+        })
+    }
 }
 
 /// The header: names and where the first data row starts.
@@ -89,9 +190,8 @@ impl CsvReader {
         let input = open_text_at(path, config.compression, 0)?;
         let gzip = input.gzip;
         let start = input.start;
-        let mut rdr = builder(config).from_reader(input.reader);
-        let mut record = ByteRecord::new();
-        let header = read_header(&mut rdr, &mut record, config, path, start)?;
+        let mut records = Records::new(parser(&config.csv), input.reader);
+        let header = read_header(&mut records, config, path, start)?;
         let names = header.names;
 
         // Types: configured, else inferred from a sample of rows.
@@ -122,16 +222,16 @@ impl CsvReader {
         let mut inference = vec![Inference::default(); names.len()];
         let mut sampled = 0;
         while sampled < config.infer_rows && configured.iter().any(Option::is_none) {
-            match rdr.read_byte_record(&mut record) {
+            match records.read() {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => return Err(ReadError(format!("{display}: {e}"))),
             }
             sampled += 1;
-            if record.len() != names.len() {
+            if records.len() != names.len() {
                 continue;
             }
-            for (i, cell) in record.iter().enumerate() {
+            for (i, cell) in records.iter().enumerate() {
                 if configured[i].is_some() || null_values.iter().any(|n| n == cell) {
                     continue;
                 }
@@ -168,7 +268,7 @@ impl CsvReader {
         };
         let input = open_text_at(path, config.compression, resume.byte_pos)?;
         let base_byte = input.start;
-        let rdr = builder(config).from_reader(input.reader);
+        let records = Records::new(parser(&config.csv), input.reader);
         let raw_source = if gzip { None } else { File::open(path).ok() };
         let size = if gzip {
             None
@@ -178,21 +278,19 @@ impl CsvReader {
         let capacity = config.batch_rows.min(65_536);
         Ok(CsvReader {
             path: path.to_path_buf(),
-            cells: Vec::with_capacity(columns.names.len()),
             assembly: Assembly {
                 rows: BatchBuilder::new(&columns, capacity),
                 dead: Vec::new(),
             },
             columns,
             null_values,
-            rdr,
+            records,
             base_byte,
             base_line: resume.next_line.max(1),
             pos: Checkpoint {
                 byte_pos: base_byte,
                 ..resume
             },
-            record,
             pending: false,
             raw_source,
             dialect: config.csv.clone(),
@@ -207,16 +305,15 @@ impl CsvReader {
         &self.columns
     }
 
-    /// The position after the record in `self.record`.
-    fn after_record(&self) -> (u64, u64) {
-        let p = self.rdr.position();
+    /// A position in the stream as a byte and line of the file.
+    fn in_file(&self, (byte, line): (u64, u64)) -> (u64, u64) {
         (
-            self.base_byte + p.byte(),
-            self.base_line + p.line().saturating_sub(1),
+            self.base_byte + byte,
+            self.base_line + line.saturating_sub(1),
         )
     }
 
-    /// The raw bytes of the record in `self.record`, for a dead letter.
+    /// The raw bytes of the current record, for a dead letter.
     fn raw(&self, start: u64, end: u64) -> Vec<u8> {
         if let Some(bytes) = self
             .raw_source
@@ -230,7 +327,8 @@ impl CsvReader {
             .quote(self.dialect.quote)
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(Vec::new());
-        let _ = w.write_byte_record(&self.record);
+        let record: ByteRecord = self.records.iter().collect();
+        let _ = w.write_byte_record(&record);
         let mut out = w.into_inner().unwrap_or_default();
         if out.last() == Some(&b'\n') {
             out.pop();
@@ -239,43 +337,103 @@ impl CsvReader {
         out
     }
 
-    /// Parses `self.record` into `self.cells`.
-    fn parse(&mut self, line: u64, start: u64, end: u64) -> Result<(), BadRow> {
-        let n = self.columns.names.len();
-        if self.record.len() != n {
-            return Err(BadRow {
+    /// The bad row for the current record: a ragged row (no
+    /// cell error) or a cell that did not parse.
+    fn bad_row(&self, cell: Option<(usize, CellError)>, line: u64, start: u64, end: u64) -> BadRow {
+        let raw = self.raw(start, end);
+        match cell {
+            Some((i, e)) => BadRow::cell(e, i, &self.columns.names[i], line, raw),
+            None => BadRow {
                 class: "ragged_row",
                 message: format!(
-                    "{} fields, expected {n} ({})",
-                    self.record.len(),
+                    "{} fields, expected {} ({})",
+                    self.records.len(),
+                    self.columns.names.len(),
                     shorten(&self.columns.names.join(", "))
                 ),
                 line,
-                raw: self.raw(start, end),
-            });
+                raw,
+            },
         }
-        self.cells.clear();
-        for (i, bytes) in self.record.iter().enumerate() {
-            if self.null_values.iter().any(|v| v == bytes) {
-                self.cells.push(Cell::Null);
-                continue;
-            }
-            match parse_bytes(&self.columns.types[i], bytes) {
-                Ok(cell) => self.cells.push(cell),
-                Err(e) => {
-                    let name = self.columns.names[i].clone();
-                    return Err(BadRow::cell(e, i, &name, line, self.raw(start, end)));
-                }
-            }
-        }
-        Ok(())
     }
+}
+
+/// Parses the current record, which has a field per column, into `rows`;
+/// on a bad cell, its column and error, the first bad cell of the row as
+/// when every field was checked in turn.
+fn append_record(
+    rows: &mut BatchBuilder,
+    records: &Records,
+    types: &[ColumnType],
+    null_values: &[Vec<u8>],
+) -> Result<(), (usize, CellError)> {
+    match row_text(records) {
+        Some(text) => rows.append_text(cells(records, text, null_values)),
+        None => append_field_by_field(rows, records, types, null_values),
+    }
+}
+
+/// The current record as text, if each of its fields is UTF-8.
+///
+/// Validating a row once is much cheaper than validating each field. The
+/// fields are then UTF-8 exactly when each ends on a character boundary:
+/// a character cut in two by a delimiter is whole in the row but in
+/// neither field.
+fn row_text(records: &Records) -> Option<&str> {
+    let text = std::str::from_utf8(records.as_slice()).ok()?;
+    let whole = records.ends().iter().all(|&end| text.is_char_boundary(end));
+    whole.then_some(text)
+}
+
+/// The cells of a record whose fields are UTF-8 (`text` is the whole
+/// record): a null for a null spelling, else the text.
+fn cells<'a>(
+    records: &'a Records,
+    text: &'a str,
+    null_values: &'a [Vec<u8>],
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    let mut start = 0;
+    records.ends().iter().map(move |&end| {
+        let cell = text.get(start..end).unwrap_or_default();
+        start = end;
+        let null = null_values.iter().any(|v| v.as_slice() == cell.as_bytes());
+        (!null).then_some(cell)
+    })
+}
+
+/// [`append_record`] for a record with a field that is not UTF-8, which
+/// makes it a bad row: the error is that field's, unless a cell before it
+/// does not parse.
+fn append_field_by_field(
+    rows: &mut BatchBuilder,
+    records: &Records,
+    types: &[ColumnType],
+    null_values: &[Vec<u8>],
+) -> Result<(), (usize, CellError)> {
+    let mut cells = Vec::with_capacity(records.len());
+    for (i, (bytes, ty)) in records.iter().zip(types).enumerate() {
+        if null_values.iter().any(|v| v == bytes) {
+            cells.push(None);
+            continue;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => cells.push(Some(text)),
+            Err(e) => {
+                for (j, (cell, ty)) in cells.iter().zip(types).enumerate() {
+                    if let Some(text) = cell {
+                        parse_text(ty, text).map_err(|e| (j, e))?;
+                    }
+                }
+                return Err((i, utf8_error(ty, &e)));
+            }
+        }
+    }
+    rows.append_text(cells)
 }
 
 /// Reads the header row (or takes `column_names`) and checks the names.
 fn read_header(
-    rdr: &mut csv::Reader<Box<dyn std::io::BufRead + Send>>,
-    record: &mut ByteRecord,
+    records: &mut Records,
     config: &Config,
     path: &Path,
     start: u64,
@@ -284,9 +442,9 @@ fn read_header(
     let mut names: Vec<String> = Vec::new();
     let (mut data_byte, mut data_line) = (start, 1);
     if config.csv.has_header {
-        match rdr.read_byte_record(record) {
+        match records.read() {
             Ok(true) => {
-                for (i, cell) in record.iter().enumerate() {
+                for (i, cell) in records.iter().enumerate() {
                     let name = std::str::from_utf8(cell).map_err(|e| {
                         ReadError(format!(
                             "{display} line 1: header column {} is not valid UTF-8 ({e})",
@@ -300,9 +458,7 @@ fn read_header(
                         name.to_owned()
                     });
                 }
-                let p = rdr.position();
-                data_byte = start + p.byte();
-                data_line = p.line();
+                (data_byte, data_line) = (start + records.end.0, records.end.1);
             }
             Ok(false) => {}
             Err(e) => return Err(ReadError(format!("{display}: {e}"))),
@@ -352,7 +508,7 @@ impl TableReader for CsvReader {
             }
             scanned += 1;
             if !self.pending {
-                match self.rdr.read_byte_record(&mut self.record) {
+                match self.records.read() {
                     Ok(true) => {}
                     Ok(false) => {
                         self.ended = true;
@@ -361,16 +517,8 @@ impl TableReader for CsvReader {
                     Err(e) => return Err(ReadError(format!("{display}: {e}"))),
                 }
             }
-            let (start_byte, line) =
-                self.record
-                    .position()
-                    .map_or((self.pos.byte_pos, self.pos.next_line), |p| {
-                        (
-                            self.base_byte + p.byte(),
-                            self.base_line + p.line().saturating_sub(1),
-                        )
-                    });
-            let (end_byte, end_line) = self.after_record();
+            let (start_byte, line) = self.in_file(self.records.start);
+            let (end_byte, end_line) = self.in_file(self.records.end);
             if self.columns.names.is_empty() {
                 // A file with neither header nor data: nothing can be a row.
                 self.pending = false;
@@ -378,25 +526,34 @@ impl TableReader for CsvReader {
                 self.pos.next_line = end_line;
                 continue;
             }
-            match self.parse(line, start_byte, end_byte) {
+            let parsed = if self.records.len() == self.columns.names.len() {
+                append_record(
+                    &mut self.assembly.rows,
+                    &self.records,
+                    &self.columns.types,
+                    &self.null_values,
+                )
+                .map_err(Some)
+            } else {
+                Err(None)
+            };
+            match parsed {
                 Ok(()) => {
                     if !self.assembly.dead.is_empty() {
                         // A good row ends a run of bad ones; it starts the next chunk.
+                        self.assembly.rows.pop();
                         self.pending = true;
                         break;
                     }
-                    let record = &self.record;
-                    self.assembly.rows.append(&self.cells, |i| {
-                        std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or_default()
-                    });
                 }
-                Err(bad) => {
+                Err(cell) => {
                     if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
                         // A bad row ends a run of good ones: the good ones go out first,
                         // then the bad one starts the next chunk (or fails the file).
                         self.pending = true;
                         break;
                     }
+                    let bad = self.bad_row(cell, line, start_byte, end_byte);
                     match self.policy.judge(bad)? {
                         Verdict::Skip => {}
                         Verdict::Dead(letter) => self.assembly.dead.push(letter),
@@ -429,5 +586,187 @@ impl TableReader for CsvReader {
 
     fn bad_rows(&mut self) -> (u64, Vec<String>) {
         (self.policy.bad, std::mem::take(&mut self.policy.logs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Cursor};
+
+    use super::*;
+    use crate::types::tests::Rng;
+    use crate::types::{Cell, parse_bytes};
+
+    fn dialect(delimiter: u8, quote: u8, escape: Option<u8>, comment: Option<u8>) -> CsvDialect {
+        CsvDialect {
+            delimiter,
+            quote,
+            escape,
+            comment,
+            has_header: false,
+            column_names: None,
+            null_values: vec![String::new()],
+        }
+    }
+
+    /// Records over `bytes`, read through a buffer of `capacity` bytes.
+    fn records(d: &CsvDialect, bytes: &[u8], capacity: usize) -> Records {
+        let input = BufReader::with_capacity(capacity, Cursor::new(bytes.to_vec()));
+        Records::new(parser(d), Box::new(input))
+    }
+
+    /// Text full of what makes CSV hard: quotes, escapes, delimiters of
+    /// other dialects, CR, LF, comments, blank lines, multi-byte and
+    /// invalid UTF-8, now and then a very long field or a very wide row.
+    fn messy(rng: &mut Rng) -> Vec<u8> {
+        let pieces: [&[u8]; 16] = [
+            b"a",
+            b"bc",
+            b",",
+            b",",
+            b"\t",
+            b";",
+            b"\"",
+            b"'",
+            b"\\",
+            b"#",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b" ",
+            "é".as_bytes(),
+            b"\xff",
+        ];
+        let mut out = Vec::new();
+        for _ in 0..rng.below(400) {
+            match rng.below(60) {
+                0 => out.extend(std::iter::repeat_n(b'x', 1000 + rng.below(3000))),
+                1 => out.extend(std::iter::repeat_n(b',', 60 + rng.below(200))),
+                _ => out.extend_from_slice(rng.pick::<&[u8]>(&pieces)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn records_match_the_csv_crate_field_for_field_and_position_for_position() {
+        let dialects = [
+            dialect(b',', b'"', None, None),
+            dialect(b'\t', b'"', None, None),
+            dialect(b';', b'\'', None, Some(b'#')),
+            dialect(b',', b'"', Some(b'\\'), Some(b'#')),
+        ];
+        let mut rng = Rng::new(5);
+        for case in 0..400 {
+            let d = &dialects[case % dialects.len()];
+            let bytes = messy(&mut rng);
+            let capacity = *rng.pick(&[1, 2, 7, 64, 4096]);
+            // The `csv` crate's reader, configured as this reader used to
+            // configure it.
+            let mut b = csv::ReaderBuilder::new();
+            b.has_headers(false)
+                .flexible(true)
+                .delimiter(d.delimiter)
+                .quote(d.quote)
+                .comment(d.comment);
+            match d.escape {
+                Some(e) => b.escape(Some(e)).double_quote(false),
+                None => b.escape(None).double_quote(true),
+            };
+            let mut reference = b.from_reader(Cursor::new(bytes.clone()));
+            let mut record = ByteRecord::new();
+            let mut ours = records(d, &bytes, capacity);
+            loop {
+                let more = reference.read_byte_record(&mut record).unwrap();
+                assert_eq!(ours.read().unwrap(), more, "case {case}");
+                let start = record.position().unwrap();
+                assert_eq!(ours.start, (start.byte(), start.line()), "case {case}");
+                let end = reference.position();
+                assert_eq!(ours.end, (end.byte(), end.line()), "case {case}");
+                assert_eq!(ours.len(), record.len(), "case {case}");
+                assert!(ours.iter().eq(record.iter()), "case {case}");
+                assert_eq!(ours.as_slice(), record.as_slice(), "case {case}");
+                if !more {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_found_in_its_field_even_when_the_row_is_utf8() {
+        // `é` is C3 A9: split across two fields the row is valid UTF-8 as a
+        // whole, but neither field is.
+        let pieces: [&[u8]; 8] = [
+            b"a",
+            b"7",
+            "é".as_bytes(),
+            b"\xc3",
+            b"\xa9",
+            b"\xff",
+            b"",
+            b"-",
+        ];
+        let names = ["a", "n", "b"].map(String::from).to_vec();
+        let types = vec![ColumnType::String, ColumnType::Int64, ColumnType::String];
+        let columns = Columns::new(names, types.clone());
+        let nulls = [b"-".to_vec()];
+        let d = dialect(b',', b'"', None, None);
+        let mut rng = Rng::new(6);
+        let mut text = b"\xc3,\xa9,x\n".to_vec();
+        for _ in 0..5000 {
+            // Mostly rows of three fields, some ragged.
+            let fields = *rng.pick(&[3, 3, 3, 2, 4]);
+            for field in 0..fields {
+                if field > 0 {
+                    text.push(b',');
+                }
+                for _ in 0..rng.below(3) {
+                    text.extend_from_slice(rng.pick::<&[u8]>(&pieces));
+                }
+            }
+            text.push(b'\n');
+        }
+        let mut rows = records(&d, &text, 4096);
+        let mut built = BatchBuilder::new(&columns, 64);
+        let mut expected_rows = BatchBuilder::new(&columns, 64);
+        let (mut split, mut checked) = (0, 0);
+        while rows.read().unwrap() {
+            if rows.len() != types.len() {
+                continue;
+            }
+            let got = append_record(&mut built, &rows, &types, &nulls);
+            // Field by field, as every field used to be checked.
+            let cells: Result<Vec<Cell>, (usize, CellError)> = rows
+                .iter()
+                .zip(&types)
+                .enumerate()
+                .map(|(i, (bytes, ty))| {
+                    if nulls.iter().any(|n| n == bytes) {
+                        return Ok(Cell::Null);
+                    }
+                    parse_bytes(ty, bytes).map_err(|e| (i, e))
+                })
+                .collect();
+            match cells {
+                Ok(cells) => {
+                    assert_eq!(got, Ok(()), "{:?}", rows.as_slice());
+                    let fields: Vec<&[u8]> = rows.iter().collect();
+                    expected_rows.append(&cells, |i| std::str::from_utf8(fields[i]).unwrap());
+                }
+                Err(e) => {
+                    if e.1.class == "invalid_utf8" && row_text(&rows).is_none() {
+                        split += usize::from(std::str::from_utf8(rows.as_slice()).is_ok());
+                    }
+                    assert_eq!(got, Err(e), "{:?}", rows.as_slice());
+                }
+            }
+            checked += 1;
+        }
+        assert_eq!(built.finish().unwrap(), expected_rows.finish().unwrap());
+        assert!(
+            checked > 2000 && split > 10,
+            "{checked} rows, {split} split"
+        );
     }
 }
