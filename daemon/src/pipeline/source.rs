@@ -325,17 +325,7 @@ impl SourceThread {
                 Ok(false)
             }
             Err(Unsent::Refused { error, refused }) => {
-                batch_handle.abandon(refused);
-                self.abandon(rows);
-                crate::metrics::global().records_failed(
-                    &self.config.name,
-                    crate::metrics::kafka_error_class(&error),
-                    refused as u64,
-                );
-                Err(SourceError::Produce {
-                    topic: self.config.topic.clone(),
-                    source: error,
-                })
+                Err(self.refused(batch_handle, rows, refused, error, &self.config.topic))
             }
         }
     }
@@ -451,19 +441,32 @@ impl SourceThread {
                     self.wait_for_queue_space();
                 }
                 Err((e, _)) => {
-                    batch_handle.abandon(rows - index);
-                    self.abandon(rows);
-                    crate::metrics::global().records_failed(
-                        &self.config.name,
-                        crate::metrics::kafka_error_class(&e),
-                        (rows - index) as u64,
-                    );
-                    return Err(SourceError::Produce {
-                        topic: topic.to_owned(),
-                        source: e,
-                    });
+                    return Err(self.refused(batch_handle, rows, rows - index, e, topic));
                 }
             }
+        }
+    }
+
+    /// Gives up on a batch of `rows` of which the producer refused
+    /// `refused` records: counts them as failed and names the error.
+    fn refused(
+        &self,
+        batch_handle: BatchHandle,
+        rows: usize,
+        refused: usize,
+        error: KafkaError,
+        topic: &str,
+    ) -> SourceError {
+        batch_handle.abandon(refused);
+        self.abandon(rows);
+        crate::metrics::global().records_failed(
+            &self.config.name,
+            crate::metrics::kafka_error_class(&error),
+            refused as u64,
+        );
+        SourceError::Produce {
+            topic: topic.to_owned(),
+            source: error,
         }
     }
 
