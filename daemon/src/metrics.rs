@@ -92,14 +92,7 @@ pub fn kafka_error_class(error: &KafkaError) -> &'static str {
         Some(Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition) => {
             error_class::UNKNOWN_TOPIC
         }
-        Some(
-            Code::ProducerFenced
-            | Code::InvalidProducerEpoch
-            | Code::UnknownProducerId
-            | Code::OutOfOrderSequenceNumber
-            | Code::InvalidProducerIdMapping
-            | Code::Fatal,
-        ) => error_class::PRODUCER_STATE,
+        _ if crate::producer::breaks_the_producer(error) => error_class::PRODUCER_STATE,
         _ => error_class::KAFKA_OTHER,
     }
 }

@@ -93,22 +93,11 @@ impl SourceError {
     /// every later send on it would fail the same way: the broker fenced or
     /// forgot its producer id, or librdkafka raised a fatal error.
     fn breaks_the_producer(&self) -> bool {
-        use rdkafka::types::RDKafkaErrorCode as Code;
         let (SourceError::Delivery { source, .. } | SourceError::Produce { source, .. }) = self
         else {
             return false;
         };
-        matches!(
-            source.rdkafka_error_code(),
-            Some(
-                Code::ProducerFenced
-                    | Code::InvalidProducerEpoch
-                    | Code::UnknownProducerId
-                    | Code::OutOfOrderSequenceNumber
-                    | Code::InvalidProducerIdMapping
-                    | Code::Fatal
-            )
-        )
+        crate::producer::breaks_the_producer(source)
     }
 }
 

@@ -43,6 +43,24 @@ pub enum ProducerError {
     },
 }
 
+/// Whether `error` means the producer instance itself is unusable, so every
+/// later send on it would fail the same way: the broker fenced or forgot its
+/// producer id, or librdkafka raised a fatal error.
+pub fn breaks_the_producer(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::ProducerFenced
+                | Code::InvalidProducerEpoch
+                | Code::UnknownProducerId
+                | Code::OutOfOrderSequenceNumber
+                | Code::InvalidProducerIdMapping
+                | Code::Fatal
+        )
+    )
+}
+
 /// Routes librdkafka's own log lines and errors into `tracing`, and
 /// delivery reports to their batches.
 #[derive(Debug, Default, Clone, Copy)]
