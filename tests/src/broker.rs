@@ -1,16 +1,17 @@
-//! Kafka brokers for tests: librdkafka's in-process mock cluster, and Tansu,
-//! a real Kafka-protocol broker run as a child process.
+//! Kafka brokers for tests: librdkafka's in-process mock cluster, and Apache
+//! Kafka run as a child process (see [`crate::kafka`]).
 //!
-//! The mock is always available and can inject faults; Tansu catches what a
-//! mock of librdkafka's own making cannot (a different implementation of the
-//! protocol). Tests that count records run against every broker in
+//! The mock is always available and can inject faults; Apache Kafka is what
+//! users run, and catches what a mock of librdkafka's own making cannot
+//! (sequence-number checks for idempotent producers, transactions, restarts
+//! on the same log). Tests that count records run against every broker in
 //! [`brokers_under_test`].
 
 use std::fmt;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -20,16 +21,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
-use crate::process;
+use crate::kafka::{KAFKA_ENV, KafkaBroker, kafka_available, shared_kafka};
 
 /// The mock cluster type rdkafka hands out.
 pub type Mock = MockCluster<'static, DefaultProducerContext>;
-
-/// Environment variable naming the Tansu binary, checked before `PATH`.
-pub const TANSU_BIN_ENV: &str = "TANSU_BIN";
-
-/// How long Tansu gets to answer metadata requests after spawning.
-const TANSU_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a topic gets to show all its partitions after creation.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,16 +34,16 @@ const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum BrokerKind {
     /// librdkafka's mock cluster, in the test process.
     Mock,
-    /// A Tansu process with in-memory storage.
-    Tansu,
+    /// Apache Kafka: the test binary's shared broker.
+    Kafka,
 }
 
 impl BrokerKind {
-    /// `"mock"` or `"tansu"`, for messages and test-dir labels.
+    /// `"mock"` or `"kafka"`, for messages and test-dir labels.
     pub fn name(self) -> &'static str {
         match self {
             BrokerKind::Mock => "mock",
-            BrokerKind::Tansu => "tansu",
+            BrokerKind::Kafka => "kafka",
         }
     }
 }
@@ -60,79 +55,56 @@ impl fmt::Display for BrokerKind {
 }
 
 /// The brokers record-counting tests must pass against: always the mock,
-/// plus Tansu when its binary is found (see [`tansu_bin`]). When Tansu is
-/// skipped, a note says so on stderr, visible even for passing tests.
+/// plus Apache Kafka when Java and Maven are here (see
+/// [`kafka_available`]). When Kafka is skipped, a note says so on stderr,
+/// visible even for passing tests.
 ///
 /// # Panics
-/// If `CI=true` and Tansu is not found: CI must test against a real broker,
-/// and silently skipping it would turn a broken CI image into green runs.
+/// If `CI=true` and Kafka cannot run: CI must test against a real broker.
 pub fn brokers_under_test() -> Vec<BrokerKind> {
-    if tansu_bin().is_some() {
-        return vec![BrokerKind::Mock, BrokerKind::Tansu];
+    if kafka_available() {
+        return vec![BrokerKind::Mock, BrokerKind::Kafka];
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but no Tansu binary found (set {TANSU_BIN_ENV}, put tansu on PATH, \
-         or cargo install tansu)"
-    );
     // Once per test binary, written to the real stderr: libtest captures
     // `eprintln!` of passing tests, and a skip nobody sees is a silent one.
     static NOTE: std::sync::Once = std::sync::Once::new();
     NOTE.call_once(|| {
         let _ = writeln!(
             std::io::stderr(),
-            "note: Tansu not found ({TANSU_BIN_ENV}, PATH, ~/.cargo/bin): the Tansu \
-             variants of broker tests are SKIPPED, only the mock broker runs"
+            "note: Apache Kafka cannot run here (java/mvn missing or {KAFKA_ENV}=0): the \
+             Kafka variants of broker tests are SKIPPED, only the mock broker runs"
         );
     });
     vec![BrokerKind::Mock]
 }
 
-/// The Tansu binary: `$TANSU_BIN`, else `tansu` on `PATH`, else
-/// `~/.cargo/bin/tansu` (where `cargo install` puts it, even when that
-/// directory is not on the test runner's `PATH`).
-///
-/// # Panics
-/// If `TANSU_BIN` is set but names no file: an explicit choice that does not
-/// work is an error, not a reason to fall back.
-pub fn tansu_bin() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os(TANSU_BIN_ENV) {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "{TANSU_BIN_ENV}={} is not a file",
-            bin.display()
-        );
-        return Some(bin);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("tansu"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let home = std::env::var_os("HOME")?;
-        let p = Path::new(&home).join(".cargo/bin/tansu");
-        p.is_file().then_some(p)
-    })
+/// The broker a test that runs once should use: Apache Kafka when it can
+/// run here, else the mock (with the note of [`brokers_under_test`]).
+pub fn broker_of_record() -> BrokerKind {
+    *brokers_under_test()
+        .last()
+        .expect("the mock is always under test")
 }
 
-/// A running broker of either kind. Dropping it stops the broker.
+/// A running broker of either kind. Dropping a mock stops it; the shared
+/// Apache Kafka outlives the handle (it belongs to the test binary).
 #[derive(Debug)]
 pub enum Broker {
     /// The in-process mock; see [`Broker::mock`] for fault injection.
     Mock(MockBroker),
-    /// A Tansu child process.
-    Tansu(TansuBroker),
+    /// Apache Kafka, and the suffix that makes this handle's topic names
+    /// its own on a broker other tests share.
+    Kafka(&'static KafkaBroker, String),
 }
 
 impl Broker {
-    /// Starts a broker of `kind`: a one-node mock, or Tansu logging into
-    /// `dir/tansu.log`.
-    pub fn start(kind: BrokerKind, dir: &Path) -> Broker {
+    /// Starts a one-node mock, or takes the test binary's shared Apache
+    /// Kafka (started on first use). `_dir` is the test's directory; the
+    /// shared broker lives in a directory of its own.
+    pub fn start(kind: BrokerKind, _dir: &Path) -> Broker {
         match kind {
             BrokerKind::Mock => Broker::start_mock(1),
-            BrokerKind::Tansu => Broker::start_tansu(dir),
+            BrokerKind::Kafka => Broker::on_kafka(shared_kafka()),
         }
     }
 
@@ -142,29 +114,41 @@ impl Broker {
         Broker::Mock(MockBroker::start(brokers))
     }
 
-    /// Starts Tansu on a free loopback port; see [`TansuBroker::start`].
-    pub fn start_tansu(dir: &Path) -> Broker {
-        Broker::Tansu(TansuBroker::start(dir))
+    /// A handle on `broker` with topic names of its own.
+    pub fn on_kafka(broker: &'static KafkaBroker) -> Broker {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Broker::Kafka(broker, format!("-t{n}"))
+    }
+
+    /// The topic name this test uses for `base`: `base` itself on a mock of
+    /// its own, `base` with a unique suffix on a shared broker.
+    pub fn topic(&self, base: &str) -> String {
+        match self {
+            Broker::Mock(_) => base.to_owned(),
+            Broker::Kafka(_, suffix) => format!("{base}{suffix}"),
+        }
     }
 
     /// The `bootstrap.servers` list for clients and the daemon config.
     pub fn bootstrap(&self) -> String {
         match self {
             Broker::Mock(m) => m.bootstrap(),
-            Broker::Tansu(t) => t.bootstrap(),
+            Broker::Kafka(k, _) => k.bootstrap().to_owned(),
         }
     }
 
     /// Creates `name` with `partitions` partitions and waits until every
     /// partition has a leader in metadata, so a producer started next does
-    /// not race topic creation.
+    /// not race topic creation. On a shared broker, pass a name from
+    /// [`topic`](Self::topic).
     ///
     /// # Panics
     /// If creation fails or the topic is not ready within 15 s.
     pub fn create_topic(&self, name: &str, partitions: i32) {
         match self {
             Broker::Mock(m) => m.create_topic(name, partitions),
-            Broker::Tansu(t) => t.create_topic(name, partitions),
+            Broker::Kafka(..) => create_topic_with_admin(&self.bootstrap(), name, partitions),
         }
         wait_for_topic(&self.bootstrap(), name, partitions);
     }
@@ -173,11 +157,11 @@ impl Broker {
     pub fn broker_kind(&self) -> BrokerKind {
         match self {
             Broker::Mock(_) => BrokerKind::Mock,
-            Broker::Tansu(_) => BrokerKind::Tansu,
+            Broker::Kafka(..) => BrokerKind::Kafka,
         }
     }
 
-    /// `"mock"` or `"tansu"`.
+    /// `"mock"` or `"kafka"`.
     pub fn kind(&self) -> &'static str {
         self.broker_kind().name()
     }
@@ -196,7 +180,18 @@ impl Broker {
     pub fn as_mock(&self) -> Option<&Mock> {
         match self {
             Broker::Mock(m) => Some(&m.cluster),
-            Broker::Tansu(_) => None,
+            Broker::Kafka(..) => None,
+        }
+    }
+
+    /// The Apache Kafka process behind this handle.
+    ///
+    /// # Panics
+    /// If this is the mock.
+    pub fn kafka(&self) -> &'static KafkaBroker {
+        match self {
+            Broker::Kafka(k, _) => k,
+            Broker::Mock(_) => panic!("this test needs Apache Kafka, not the mock"),
         }
     }
 }
@@ -236,176 +231,6 @@ impl MockBroker {
     }
 }
 
-/// A Tansu broker process with in-memory storage, listening on a free
-/// 127.0.0.1 port. Its output goes to `tansu.log` in the test dir.
-///
-/// Stopped by PID on drop (SIGTERM, SIGKILL after 5 s, reaped), also when
-/// the test panics. Tansu does not auto-create topics and does not implement
-/// transactions.
-#[derive(Debug)]
-pub struct TansuBroker {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl TansuBroker {
-    /// Starts Tansu and waits until it answers a metadata request.
-    ///
-    /// # Panics
-    /// If Tansu is not installed, exits early (three times, each on a new
-    /// port), or does not answer within 30 s; the tail of its log is printed.
-    pub fn start(dir: &Path) -> TansuBroker {
-        let bin = tansu_bin().expect("Tansu binary (see brokers_under_test)");
-        let log = dir.join("tansu.log");
-        // A port from a closed listener can be taken again before Tansu binds
-        // it; a retry with a new port makes that race harmless.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let port = free_port();
-            let mut cmd = tansu_command(&bin, port);
-            let child = process::spawn_logged(&mut cmd, &log);
-            let mut broker = TansuBroker {
-                child,
-                port,
-                log: log.clone(),
-            };
-            match broker.wait_ready() {
-                Ok(()) => return broker,
-                Err(e) if attempts < 3 && e.exited => {
-                    eprintln!("tansu exited during startup ({}), retrying", e.reason);
-                }
-                // The handle's Drop, running during this panic, prints the
-                // tail of Tansu's log.
-                Err(e) => panic!(
-                    "tansu on port {port} not ready: {} (log: {})",
-                    e.reason,
-                    log.display()
-                ),
-            }
-        }
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Freezes the broker process (SIGSTOP): connections stay open but
-    /// nothing answers, as with a hung or partitioned broker. (Killing and
-    /// restarting Tansu 0.6 is no substitute: after a restart on SQLite
-    /// storage it panics on the first idempotent produce of a known
-    /// producer.)
-    pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
-    }
-
-    /// Thaws a [`pause`](Self::pause)d broker (SIGCONT).
-    pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) with a pid of our own child and a valid signal.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Tansu's log file.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    fn create_topic(&self, name: &str, partitions: i32) {
-        create_topic_with_admin(&self.bootstrap(), name, partitions);
-    }
-
-    /// Polls metadata until Tansu answers with at least one broker, or fails
-    /// early if the process exits.
-    fn wait_ready(&mut self) -> Result<(), NotReady> {
-        let deadline = Instant::now() + TANSU_READY_TIMEOUT;
-        let client: BaseConsumer = client_config(&self.bootstrap())
-            .create()
-            .expect("metadata client");
-        let mut last = String::from("no answer yet");
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(NotReady {
-                    reason: format!("exited with {status}; last error: {last}"),
-                    exited: true,
-                });
-            }
-            match client.fetch_metadata(None, Duration::from_millis(500)) {
-                Ok(md) if !md.brokers().is_empty() => return Ok(()),
-                Ok(_) => last = "metadata lists no brokers".to_owned(),
-                Err(e) => last = e.to_string(),
-            }
-            if Instant::now() >= deadline {
-                return Err(NotReady {
-                    reason: format!("no metadata within {TANSU_READY_TIMEOUT:?}: {last}"),
-                    exited: false,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for TansuBroker {
-    fn drop(&mut self) {
-        let status = process::terminate(&mut self.child, Duration::from_secs(5));
-        if std::thread::panicking() {
-            eprintln!(
-                "--- tansu pid {} ({}), last lines of {} ---\n{}\n---",
-                self.child.id(),
-                status.map_or_else(|| "killed".to_owned(), |s| s.to_string()),
-                self.log.display(),
-                process::log_tail(&self.log, 20)
-            );
-        }
-    }
-}
-
-/// Why Tansu did not come up.
-struct NotReady {
-    reason: String,
-    /// The process exited (maybe the port was taken): worth a retry.
-    exited: bool,
-}
-
-/// The Tansu 0.6 command line: one listener on loopback, advertised as
-/// itself, in-memory storage (each test gets an empty broker and nothing
-/// touches disk). 0.6 opens no other port (no metrics listener).
-///
-/// Tansu also reads its settings from environment variables; those that
-/// could send it elsewhere are removed so the test environment cannot leak in.
-fn tansu_command(bin: &Path, port: u16) -> Command {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut cmd = Command::new(bin);
-    cmd.arg("broker")
-        .arg("--listener-url")
-        .arg(&url)
-        .arg("--advertised-listener-url")
-        .arg(&url)
-        .arg("--storage-engine")
-        .arg("memory://tansu/");
-    for var in [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "SCHEMA_REGISTRY",
-        "CLUSTER_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -425,7 +250,7 @@ fn client_config(bootstrap: &str) -> ClientConfig {
 }
 
 /// CreateTopics through the Admin API, for brokers that implement it.
-fn create_topic_with_admin(bootstrap: &str, name: &str, partitions: i32) {
+pub(crate) fn create_topic_with_admin(bootstrap: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
         client_config(bootstrap).create().expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));

@@ -15,12 +15,13 @@
 //! for kind in brokers_under_test() {
 //!     let dir = TempDir::new("example"); // first: dropped last
 //!     let broker = Broker::start(kind, dir.path());
-//!     broker.create_topic("orders", 3);
+//!     let topic = broker.topic("orders"); // unique on a shared broker
+//!     broker.create_topic(&topic, 3);
 //!     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-//!         .drop_in("orders.toml", datagen_source("orders", "orders", 1000, 5000, 7));
+//!         .drop_in("orders.toml", datagen_source("orders", &topic, 1000, 5000, 7));
 //!     let config = write_config(dir.path(), &spec);
 //!     let _daemon = Daemon::start(&config, &dir.join("daemon.log"));
-//!     let report = consume_seqs(&broker.bootstrap(), "orders", 1000, Duration::from_secs(60));
+//!     let report = consume_seqs(&broker.bootstrap(), &topic, 1000, Duration::from_secs(60));
 //!     assert!(report.nothing_missing(), "{kind}: {report}");
 //! }
 //! ```
@@ -33,6 +34,7 @@ mod checks;
 mod config;
 mod daemon;
 mod http;
+mod kafka;
 mod logs;
 mod oracle;
 mod paths;
@@ -41,8 +43,10 @@ mod prometheus;
 mod tempdir;
 
 pub use broker::{
-    Broker, BrokerKind, Mock, MockBroker, TANSU_BIN_ENV, TansuBroker, brokers_under_test,
-    free_port, tansu_bin,
+    Broker, BrokerKind, Mock, MockBroker, broker_of_record, brokers_under_test, free_port,
+};
+pub use kafka::{
+    KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};

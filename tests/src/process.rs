@@ -1,4 +1,4 @@
-//! Child-process plumbing shared by the daemon and the Tansu broker.
+//! Child-process plumbing shared by the daemon and the Kafka broker.
 //!
 //! Every process the harness starts is stopped by its own PID (never by name,
 //! so parallel tests and other engineers' processes are safe), and is reaped

@@ -27,10 +27,11 @@ fn plugin_dir(dir: &TempDir) -> PathBuf {
     plugins
 }
 
-fn faulty_source(count: u64, dead_letter_topic: Option<&str>) -> String {
+fn faulty_source(topic: &str, count: u64, dead_letter_topic: Option<&str>) -> String {
     let mut text = format!(
-        "[[source]]\nname = \"rows\"\ntype = \"faulty\"\ntopic = \"rows\"\n\
-         count = {count}\nrate_per_sec = 2000\ndead_letter_every = {EVERY}\n"
+        "[[source]]\nname = \"rows\"\ntype = \"faulty\"\ntopic = {}\n\
+         count = {count}\nrate_per_sec = 2000\ndead_letter_every = {EVERY}\n",
+        toml_str(topic)
     );
     if let Some(topic) = dead_letter_topic {
         text.push_str(&format!("dead_letter_topic = {}\n", toml_str(topic)));
@@ -83,10 +84,11 @@ fn read_letters(bootstrap: &str, topic: &str, expected: usize) -> Vec<Letter> {
 #[test]
 fn dead_letters_survive_kill_9_and_carry_their_error() {
     let dir = TempDir::new("dead-letters");
-    let broker = Broker::start_mock(1);
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let (topic, dlq) = (broker.topic("rows"), broker.topic("rows.dlq"));
     let count = 6_000;
     let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-        .drop_in("rows.toml", faulty_source(count, Some("rows.dlq")));
+        .drop_in("rows.toml", faulty_source(&topic, count, Some(&dlq)));
     spec.plugin_dirs = vec![plugin_dir(&dir)];
     let config = write_config(dir.path(), &spec);
     let offsets = dir.join("offsets");
@@ -110,10 +112,10 @@ fn dead_letters_survive_kill_9_and_carry_their_error() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 
     let bad: BTreeSet<u64> = (0..count).filter(|s| s % EVERY == EVERY - 1).collect();
-    let good = consume_seqs(&broker.bootstrap(), "rows", count, Duration::from_secs(60));
+    let good = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
     let letters = consume_seqs(
         &broker.bootstrap(),
-        "rows.dlq",
+        &dlq,
         count,
         Duration::from_secs(20),
     );
@@ -130,7 +132,7 @@ fn dead_letters_survive_kill_9_and_carry_their_error() {
         .collect();
     assert!(missing.is_empty(), "missing: {missing:?}");
 
-    let letters = read_letters(&broker.bootstrap(), "rows.dlq", bad.len());
+    let letters = read_letters(&broker.bootstrap(), &dlq, bad.len());
     assert!(letters.len() >= bad.len(), "{letters:?}");
     for (_, h) in &letters {
         let get = |k: &str| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
@@ -151,7 +153,7 @@ fn dead_letters_without_a_topic_halt_the_source_before_them() {
     let dir = TempDir::new("dead-letters-no-topic");
     let broker = Broker::start_mock(1);
     let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-        .drop_in("rows.toml", faulty_source(1_000, None));
+        .drop_in("rows.toml", faulty_source("rows", 1_000, None));
     spec.plugin_dirs = vec![plugin_dir(&dir)];
     let config = write_config(dir.path(), &spec);
     let offsets = dir.join("offsets");
@@ -180,7 +182,8 @@ fn dead_letters_without_a_topic_halt_the_source_before_them() {
 #[test]
 fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
     let dir = TempDir::new("dead-letters-csv");
-    let broker = Broker::start_mock(1);
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let (topic, dlq) = (broker.topic("orders"), broker.topic("orders.dlq"));
     let rows = 1_000u64;
     let path = dir.join("orders.csv");
     let mut text = String::from("seq,total\n");
@@ -200,10 +203,12 @@ fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
     }
     std::fs::write(&path, text).unwrap();
     let source = format!(
-        "[[source]]\nname = \"orders\"\ntype = \"csv\"\ntopic = \"orders\"\n\
-         path = {}\non_error = \"dead_letter\"\ndead_letter_topic = \"orders.dlq\"\n\
+        "[[source]]\nname = \"orders\"\ntype = \"csv\"\ntopic = {}\n\
+         path = {}\non_error = \"dead_letter\"\ndead_letter_topic = {}\n\
          batch_rows = 64\n\n[source.columns]\nseq = \"int64\"\ntotal = \"float64\"\n",
-        toml_str(path.to_str().unwrap())
+        toml_str(&topic),
+        toml_str(path.to_str().unwrap()),
+        toml_str(&dlq)
     );
     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("orders.toml", source);
     let config = write_config(dir.path(), &spec);
@@ -218,7 +223,7 @@ fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
 
     // The daemon exited after committing, so everything is there; the read
     // times out only because the bad rows are (rightly) missing.
-    let good = consume_seqs(&broker.bootstrap(), "orders", rows, Duration::from_secs(10));
+    let good = consume_seqs(&broker.bootstrap(), &topic, rows, Duration::from_secs(10));
     let bad_seqs: BTreeSet<u64> = bad.iter().map(|(s, _)| *s).collect();
     let good_seqs: BTreeSet<u64> = good.records.iter().map(|r| r.seq).collect();
     assert_eq!(good.duplicated, 0);
@@ -228,7 +233,7 @@ fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
             .filter(|s| !bad_seqs.contains(s))
             .collect::<BTreeSet<_>>()
     );
-    let letters = read_letters(&broker.bootstrap(), "orders.dlq", bad.len());
+    let letters = read_letters(&broker.bootstrap(), &dlq, bad.len());
     assert_eq!(letters.len(), bad.len(), "{letters:?}");
     let file = path.to_str().unwrap();
     for (value, h) in &letters {

@@ -1,6 +1,7 @@
 //! Broker faults: injected errors and outages longer than the delivery
 //! timeout are retried or restarted, never skipped.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -14,32 +15,48 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Runs `count` datagen records (topic `orders`, which must exist) through
+/// What an outage must have done for a test to prove something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Deliveries timed out during the outage (`message.timeout.ms` is 2 s),
+    /// so the source restarted from its committed checkpoint.
+    FailedDeliveries,
+    /// Nothing in particular: the producer may ride through it with retries
+    /// (librdkafka's default delivery timeout of 5 minutes).
+    Anything,
+}
+
+/// Runs `count` datagen records (into `topic`, which must exist) through
 /// the daemon, calls `outage` once the first offset is committed, and checks
-/// that the outage failed deliveries (or it proved nothing), that the daemon
-/// lived on, and that every record reached the topic.
+/// what [`Expect`] says of the outage, that the daemon lived on, and that
+/// every record reached the topic.
 ///
 /// Every record before every offset ever committed must be in the topic: had
 /// a commit passed an undelivered record, the restart would resume after it
 /// and the record would be missing.
+#[allow(clippy::too_many_arguments)]
 fn survives_outage(
     broker: &Broker,
     dir: &TempDir,
+    topic: &str,
     count: u64,
     rate: u64,
     extra: &[(&str, &str)],
+    expect: Expect,
     outage: impl FnOnce(),
-) {
-    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+) -> SeqReport {
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path());
+    if expect == Expect::FailedDeliveries {
         // Deliveries give up quickly, so an outage turns into failed
         // delivery reports within the test instead of after 5 minutes.
-        .kafka_option("message.timeout.ms", "2000");
+        spec = spec.kafka_option("message.timeout.ms", "2000");
+    }
     for (key, value) in extra {
         spec = spec.kafka_option(key, value);
     }
     let spec = spec.drop_in(
         "orders.toml",
-        datagen_source("orders", "orders", count, rate, 9),
+        datagen_source("orders", topic, count, rate, 9),
     );
     let config = write_config(dir.path(), &spec);
     let offsets = dir.join("offsets");
@@ -55,10 +72,8 @@ fn survives_outage(
     // broker is back.
     let failed = Instant::now();
     let deadline = failed + Duration::from_secs(30);
-    while !daemon
-        .log_text()
-        .contains("delivery to topic `orders` failed")
-    {
+    let failure = format!("delivery to topic `{topic}` failed");
+    while expect == Expect::FailedDeliveries && !daemon.log_text().contains(&failure) {
         assert!(
             Instant::now() < deadline,
             "the outage did not fail any delivery, so the test proved nothing:\n{}",
@@ -74,18 +89,14 @@ fn survives_outage(
     });
     let status = daemon.sigterm_and_wait(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let report = consume_seqs(
-        &broker.bootstrap(),
-        "orders",
-        count,
-        Duration::from_secs(60),
-    );
+    let report = consume_seqs(&broker.bootstrap(), topic, count, Duration::from_secs(60));
     eprintln!(
         "{}: committed {before} before the outage, {after} after it; {report}",
         broker.kind()
     );
     assert!(report.nothing_missing(), "{report}");
     assert_eq!(report.out_of_range, 0, "{report}");
+    report
 }
 
 #[test]
@@ -107,7 +118,8 @@ fn broker_errors_never_skip_records() {
     // librdkafka's default of 5 in flight; real brokers are tested by
     // `broker_outage_never_skips_records`.
     let no_pipelining = [("max.in.flight.requests.per.connection", "1")];
-    survives_outage(&broker, &dir, 40_000, 4_000, &no_pipelining, || {
+    let expect = Expect::FailedDeliveries;
+    survives_outage(&broker, &dir, "orders", 40_000, 4_000, &no_pipelining, expect, || {
         // Retriable produce errors: librdkafka retries them.
         let mock = broker.mock();
         let mut errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 30];
@@ -122,22 +134,93 @@ fn broker_errors_never_skip_records() {
     });
 }
 
+/// The tests below stop, freeze or restart the binary's Apache Kafka, so
+/// they take turns on it (no other test in this binary uses it).
+fn exclusive_kafka(dir: &TempDir) -> Option<(MutexGuard<'static, ()>, Broker)> {
+    static TURN: Mutex<()> = Mutex::new(());
+    if !brokers_under_test().contains(&BrokerKind::Kafka) {
+        return None;
+    }
+    let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    Some((turn, Broker::start(BrokerKind::Kafka, dir.path())))
+}
+
 #[test]
 fn broker_outage_never_skips_records() {
-    // The real broker process stops answering (SIGSTOP) while records are
-    // in flight, for longer than the delivery timeout, then comes back.
-    if !brokers_under_test().contains(&BrokerKind::Tansu) {
-        return;
-    }
+    // The broker process stops answering (SIGSTOP) while records are in
+    // flight, for longer than the delivery timeout, then comes back.
     let dir = TempDir::new("broker-outage");
-    let broker = Broker::start_tansu(dir.path());
-    broker.create_topic("orders", 3);
-    let Broker::Tansu(tansu) = &broker else {
-        unreachable!("started as Tansu above");
+    let Some((_turn, broker)) = exclusive_kafka(&dir) else {
+        return;
     };
-    survives_outage(&broker, &dir, 20_000, 2_000, &[], || {
-        tansu.pause();
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 3);
+    let kafka = broker.kafka();
+    let expect = Expect::FailedDeliveries;
+    survives_outage(&broker, &dir, &topic, 20_000, 2_000, &[], expect, || {
+        kafka.pause();
         std::thread::sleep(Duration::from_secs(6));
-        tansu.resume();
+        kafka.resume();
     });
+}
+
+#[test]
+fn broker_restart_while_producing_loses_nothing() {
+    // A clean broker restart on the same log directory, as in a rolling
+    // upgrade of a one-node cluster: the producer waits through it.
+    let dir = TempDir::new("broker-restart");
+    let Some((_turn, broker)) = exclusive_kafka(&dir) else {
+        return;
+    };
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 3);
+    let kafka = broker.kafka();
+    let report = survives_outage(&broker, &dir, &topic, 30_000, 3_000, &[], Expect::Anything, || {
+        let pid = kafka.pid();
+        kafka.stop();
+        std::thread::sleep(Duration::from_secs(2));
+        kafka.start_again();
+        assert_ne!(pid, kafka.pid(), "a new broker process");
+    });
+    // The idempotent producer keeps its sequence numbers across the restart
+    // and the broker restores its producer state from the log: nothing is
+    // written twice.
+    assert_eq!(report.duplicated, 0, "{report}");
+}
+
+#[test]
+fn broker_restarts_between_daemon_runs_lose_and_repeat_nothing() {
+    // The daemon stops cleanly, the broker restarts, the daemon resumes:
+    // the committed checkpoint and the log agree.
+    let dir = TempDir::new("broker-restart-rounds");
+    let Some((_turn, broker)) = exclusive_kafka(&dir) else {
+        return;
+    };
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 3);
+    let kafka = broker.kafka();
+    let count = 30_000;
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .drop_in("orders.toml", datagen_source("orders", &topic, count, 10_000, 3));
+    let config = write_config(dir.path(), &spec);
+    let offsets = dir.join("offsets");
+    for round in 0..3 {
+        let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
+        let target = (round + 1) * count / 4;
+        wait_for("progress", Duration::from_secs(60), || {
+            committed_seq(&offsets, "orders").is_some_and(|s| s >= target)
+        });
+        let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+        kafka.stop();
+        kafka.start_again();
+    }
+    let mut daemon = Daemon::start(&config, &dir.join("daemon-last.log"));
+    wait_for("the source to finish", Duration::from_secs(120), || {
+        committed_seq(&offsets, "orders") == Some(count)
+    });
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
+    assert!(report.exactly_once(), "{report}");
 }

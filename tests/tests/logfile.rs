@@ -24,6 +24,7 @@ const JSON_ROWS: &str = "key = \"line\"\nparser = \"json\"\non_error = \"fail\"\
 struct Setup {
     dir: TempDir,
     broker: Broker,
+    topic: String,
     config: std::path::PathBuf,
     logs: std::path::PathBuf,
 }
@@ -32,18 +33,20 @@ impl Setup {
     fn new(label: &str, kind: BrokerKind, partitions: i32, include: &str, extra: &str) -> Setup {
         let dir = TempDir::new(label);
         let broker = Broker::start(kind, dir.path());
-        broker.create_topic(TOPIC, partitions);
+        let topic = broker.topic(TOPIC);
+        broker.create_topic(&topic, partitions);
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let include = logs.join(include);
         let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
             "logs.toml",
-            logfile_source("applog", TOPIC, include.to_str().unwrap(), extra),
+            logfile_source("applog", &topic, include.to_str().unwrap(), extra),
         );
         let config = write_config(dir.path(), &spec);
         Setup {
             dir,
             broker,
+            topic,
             config,
             logs,
         }
@@ -67,7 +70,7 @@ impl Setup {
 
     /// Waits until `0..count` all reached the topic.
     fn delivered(&self, count: u64, timeout: Duration) -> SeqReport {
-        let report = consume_seqs(&self.broker.bootstrap(), TOPIC, count, timeout);
+        let report = consume_seqs(&self.broker.bootstrap(), &self.topic, count, timeout);
         assert!(report.nothing_missing(), "{}: {report}", self.broker.kind());
         report
     }
@@ -75,7 +78,7 @@ impl Setup {
     fn final_report(&self, count: u64) -> SeqReport {
         consume_seqs(
             &self.broker.bootstrap(),
-            TOPIC,
+            &self.topic,
             count,
             Duration::from_secs(120),
         )
@@ -99,7 +102,7 @@ fn inode(path: &Path) -> u64 {
 #[test]
 fn rename_rotation_every_second_loses_and_repeats_nothing() {
     const ROTATIONS: usize = 100;
-    let s = Setup::new("log-rename", BrokerKind::Mock, 8, "app.log*", STRING_VALUES);
+    let s = Setup::new("log-rename", broker_of_record(), 8, "app.log*", STRING_VALUES);
     let log = s.log("app.log");
     std::fs::write(&log, b"").unwrap();
     let rotate = Logrotate::new(s.dir.path(), &log, "create\nrotate 3");
@@ -267,7 +270,7 @@ fn stopped_across_three_rotations_reads_the_remainders_and_nothing_again() {
 
 #[test]
 fn kill_9_ten_times_while_tailing_loses_nothing() {
-    let s = Setup::new("log-kill9", BrokerKind::Mock, 16, "app.log", STRING_VALUES);
+    let s = Setup::new("log-kill9", broker_of_record(), 16, "app.log", STRING_VALUES);
     let log = s.log("app.log");
     std::fs::write(&log, b"").unwrap();
     let per_sec = 20_000;

@@ -52,10 +52,11 @@ fn interrupted_runs(
     let broker = Broker::start(kind, dir.path());
     // Eight partitions keep the mock broker's 5 MiB-per-partition retention
     // above what the test writes.
-    broker.create_topic("orders", 8);
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 8);
     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
         "orders.toml",
-        datagen_source("orders", "orders", count, 5_000, *seed % 1000),
+        datagen_source("orders", &topic, count, 5_000, *seed % 1000),
     );
     let config = write_config(dir.path(), &spec);
     let mut progress = Vec::new();
@@ -72,7 +73,7 @@ fn interrupted_runs(
     run_to_completion(&config, &dir, count, ROUNDS);
     let report = consume_seqs(
         &broker.bootstrap(),
-        "orders",
+        &topic,
         count,
         Duration::from_secs(120),
     );

@@ -46,8 +46,9 @@ fn log_count(daemon: &Daemon, source: &str, needle: &str) -> usize {
 #[test]
 fn drop_in_changes_apply_without_touching_other_sources() {
     let dir = TempDir::new("reload-drop-in");
-    let broker = Broker::start_mock(1);
-    for topic in ["steady", "added"] {
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let (steady, added) = (broker.topic("steady"), broker.topic("added"));
+    for topic in [&steady, &added] {
         broker.create_topic(topic, 4);
     }
     let steady_count = 40_000;
@@ -55,7 +56,7 @@ fn drop_in_changes_apply_without_touching_other_sources() {
         .with_http()
         .drop_in(
             "steady.toml",
-            datagen_source("steady", "steady", steady_count, 2_000, 1),
+            datagen_source("steady", &steady, steady_count, 2_000, 1),
         );
     let config = write_config(dir.path(), &spec);
     let daemon = Daemon::start(&config, &dir.join("daemon.log"));
@@ -80,7 +81,7 @@ fn drop_in_changes_apply_without_touching_other_sources() {
     };
     write(
         "added.toml",
-        &datagen_source("added", "added", added_count, 1_500, 2),
+        &datagen_source("added", &added, added_count, 1_500, 2),
     );
     assert!(
         wait_until(Duration::from_secs(30), || {
@@ -93,7 +94,7 @@ fn drop_in_changes_apply_without_touching_other_sources() {
     // 2. A change to it: that source alone drains and restarts.
     write(
         "added.toml",
-        &datagen_source("added", "added", added_count, 3_000, 2),
+        &datagen_source("added", &added, added_count, 3_000, 2),
     );
     assert!(
         wait_until(Duration::from_secs(30), || {
@@ -168,7 +169,7 @@ fn drop_in_changes_apply_without_touching_other_sources() {
     assert_eq!(log_count(&daemon, "steady", "Source stopped."), 0);
     let reloads = metric_value(&metrics(&address), "tributary_reloads_total").unwrap_or(0.0);
     assert!(reloads >= 3.0, "reloads applied: {reloads}");
-    for (topic, count) in [("steady", steady_count), ("added", added_count)] {
+    for (topic, count) in [(&steady, steady_count), (&added, added_count)] {
         let report = consume_seqs(&broker.bootstrap(), topic, count, Duration::from_secs(60));
         assert!(report.exactly_once(), "{topic}: {report}");
     }

@@ -63,12 +63,12 @@ fn list(dir: &Path) -> Vec<String> {
     names
 }
 
-fn spool_source(spool: &Path, settle_ms: u64) -> String {
+fn spool_source(spool: &Path, topic: &str, settle_ms: u64) -> String {
     format!(
         "[[source]]\n\
          name = \"spool\"\n\
          type = \"csv\"\n\
-         topic = \"tables\"\n\
+         topic = \"{topic}\"\n\
          key = \"customer_id\"\n\
          format = \"json\"\n\
          spool_dir = {}\n\
@@ -106,12 +106,13 @@ fn spool_rounds(
 ) -> SeqReport {
     let dir = TempDir::new(label);
     let broker = Broker::start(kind, dir.path());
-    broker.create_topic("tables", 8);
+    let topic = broker.topic("tables");
+    broker.create_topic(&topic, 8);
     let spool = dir.join("spool");
     std::fs::create_dir_all(&spool).unwrap();
     let finished = spool.join("finished");
     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-        .drop_in("spool.toml", spool_source(&spool, 300));
+        .drop_in("spool.toml", spool_source(&spool, &topic, 300));
     let config = write_config(dir.path(), &spec);
     let total = FILES * ROWS_PER_FILE;
     let mut next = 0;
@@ -147,7 +148,7 @@ fn spool_rounds(
         // None moved early: a file in `finished/` has every row in Kafka.
         let moved = list(&finished);
         let landed: BTreeSet<u64> =
-            consume_seqs(&broker.bootstrap(), "tables", total, Duration::from_secs(3))
+            consume_seqs(&broker.bootstrap(), &topic, total, Duration::from_secs(3))
                 .records
                 .iter()
                 .map(|r| r.seq)
@@ -222,11 +223,12 @@ fn a_file_still_being_written_is_not_picked_up_before_it_is_complete() {
     for kind in brokers_under_test() {
         let dir = TempDir::new("spool-growing");
         let broker = Broker::start(kind, dir.path());
-        broker.create_topic("tables", 3);
+        let topic = broker.topic("tables");
+        broker.create_topic(&topic, 3);
         let spool = dir.join("spool");
         std::fs::create_dir_all(&spool).unwrap();
         let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-            .drop_in("spool.toml", spool_source(&spool, 1500));
+            .drop_in("spool.toml", spool_source(&spool, &topic, 1500));
         let config = write_config(dir.path(), &spec);
         let daemon = Daemon::start(&config, &dir.join("daemon.log"));
         wait_running(&daemon);
@@ -250,7 +252,7 @@ fn a_file_still_being_written_is_not_picked_up_before_it_is_complete() {
             }
         }
         // Still being written (the last write was just now): nothing read.
-        let early = consume_seqs(&broker.bootstrap(), "tables", 0, Duration::from_millis(200));
+        let early = consume_seqs(&broker.bootstrap(), &topic, 0, Duration::from_millis(200));
         assert_eq!(
             early.total, 0,
             "{kind}: rows sent while the file grew: {early}"
@@ -270,7 +272,7 @@ fn a_file_still_being_written_is_not_picked_up_before_it_is_complete() {
         );
         let report = consume_seqs(
             &broker.bootstrap(),
-            "tables",
+            &topic,
             ROWS_PER_FILE,
             Duration::from_secs(60),
         );
@@ -298,7 +300,8 @@ fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
         let broker = Broker::start(kind, dir.path());
         // Sixteen partitions keep the mock broker's 5 MiB-per-partition
         // retention above what the test writes.
-        broker.create_topic("tables", 16);
+        let topic = broker.topic("tables");
+        broker.create_topic(&topic, 16);
         let path = dir.join("orders.csv");
         let mut text = orders_csv(0);
         for k in 1..files {
@@ -310,7 +313,7 @@ fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
         let extra = "key = \"customer_id\"\n[source.columns]\nseq = \"int64\"\n";
         let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
             "big.toml",
-            path_source("big", "csv", "tables", &path, extra),
+            path_source("big", "csv", &topic, &path, extra),
         );
         let config = write_config(dir.path(), &spec);
         let mut progress = Vec::new();
@@ -346,7 +349,7 @@ fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
         }
         let report = consume_seqs(
             &broker.bootstrap(),
-            "tables",
+            &topic,
             total,
             Duration::from_secs(120),
         );
@@ -471,7 +474,9 @@ fn parquet_arrow_and_csv_rows_land_typed() {
     for kind in brokers_under_test() {
         let dir = TempDir::new("tables-typed");
         let broker = Broker::start(kind, dir.path());
-        for topic in ["parquet", "arrow", "csv"] {
+        let [parquet_topic, arrow_topic, csv_topic] =
+            ["parquet", "arrow", "csv"].map(|t| broker.topic(t));
+        for topic in [&parquet_topic, &arrow_topic, &csv_topic] {
             broker.create_topic(topic, 3);
         }
         let data = typed_rows(rows);
@@ -525,15 +530,15 @@ fn parquet_arrow_and_csv_rows_land_typed() {
         let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
             .drop_in(
                 "p.toml",
-                path_source("p", "parquet", "parquet", &parquet_path, ""),
+                path_source("p", "parquet", &parquet_topic, &parquet_path, ""),
             )
             .drop_in(
                 "a.toml",
-                path_source("a", "arrow", "arrow", &arrow_path, ""),
+                path_source("a", "arrow", &arrow_topic, &arrow_path, ""),
             )
             .drop_in(
                 "c.toml",
-                path_source("c", "csv", "csv", &csv_path, csv_columns),
+                path_source("c", "csv", &csv_topic, &csv_path, csv_columns),
             );
         let config = write_config(dir.path(), &spec);
         let mut daemon =
@@ -544,14 +549,18 @@ fn parquet_arrow_and_csv_rows_land_typed() {
             "{kind}: {status:?}\n{}",
             daemon.log_text()
         );
-        for topic in ["parquet", "arrow", "csv"] {
+        for (label, topic) in [
+            ("parquet", &parquet_topic),
+            ("arrow", &arrow_topic),
+            ("csv", &csv_topic),
+        ] {
             let got = consume_json(
                 &broker.bootstrap(),
                 topic,
                 rows as usize,
                 Duration::from_secs(60),
             );
-            check_typed(kind, topic, &got, rows);
+            check_typed(kind, label, &got, rows);
         }
     }
 }
