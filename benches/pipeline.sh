@@ -6,8 +6,9 @@
 #   A. librdkafka mock cluster in its own process: tributary vs `kcat -P -l`
 #      (the ceiling: C, no serialisation), with the same keys (customer_id,
 #      `kcat -K`) and without keys (sticky partitioning, larger batches).
-#   B. Tansu: tributary vs a confluent-kafka (Python) producer loop
-#      (Debian's kcat cannot negotiate API versions with Tansu).
+#   B. Apache Kafka (scripts/kafka, one KRaft node): tributary vs a
+#      confluent-kafka (Python) producer loop. benches/kafka.sh compares
+#      against Kafka's own Java producer and Connect on the same broker.
 # Prints rows/s, CPU seconds and peak RSS of each, and the ratios.
 #
 #   benches/pipeline.sh            # N=1000000
@@ -16,12 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-1000000}"
 PARTITIONS="${PARTITIONS:-8}"
-TANSU_BIN="${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}"
 work="$(mktemp -d /tmp/tributary-bench.XXXXXX)"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    KAFKA_DATA="$work/kafka" scripts/kafka stop || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,22 +65,18 @@ seed = 1
 TOML
 }
 
-echo "== B. Tansu (broker process, memory storage)"
-port="$(free_port)"
-"$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ > "$work/tansu.log" 2>&1 &
-pids+=($!)
-tansu="127.0.0.1:$port"
-for _ in $(seq 100); do python3 benches/kafka_tool.py create "$tansu" probe 1 2>/dev/null && break; sleep 0.2; done
-write_config "$tansu" tributary "$work/tansu.toml"
-measure tansu_tributary "$bin/tributary" run --config "$work/tansu.toml" --exit-when-finished
-read -r total distinct missing < <(python3 benches/kafka_tool.py dump "$tansu" tributary "$N" "$work/lines.json")
-echo "   tributary -> Tansu: consumed $total records, $distinct distinct, $missing missing"
-[ "$missing" = 0 ] || { echo "records missing on Tansu" >&2; exit 1; }
-python3 benches/kafka_tool.py create "$tansu" python "$PARTITIONS"
-measure tansu_confluent_kafka python3 benches/kafka_tool.py produce "$tansu" python "$work/lines.json"
-read -r total _ _ < <(python3 benches/kafka_tool.py dump "$tansu" python "$N" /dev/null)
-echo "   confluent-kafka -> Tansu: consumed $total records"
+echo "== B. Apache Kafka (broker process, scripts/kafka)"
+kafka="$(KAFKA_DATA="$work/kafka" KAFKA_HEAP=1g scripts/kafka start | tail -1)"
+python3 benches/kafka_tool.py create "$kafka" tributary "$PARTITIONS"
+write_config "$kafka" tributary "$work/kafka.toml"
+measure kafka_tributary "$bin/tributary" run --config "$work/kafka.toml" --exit-when-finished
+read -r total distinct missing < <(python3 benches/kafka_tool.py dump "$kafka" tributary "$N" "$work/lines.json")
+echo "   tributary -> Kafka: consumed $total records, $distinct distinct, $missing missing"
+[ "$missing" = 0 ] || { echo "records missing on Kafka" >&2; exit 1; }
+python3 benches/kafka_tool.py create "$kafka" python "$PARTITIONS"
+measure kafka_confluent_kafka python3 benches/kafka_tool.py produce "$kafka" python "$work/lines.json"
+read -r total _ _ < <(python3 benches/kafka_tool.py dump "$kafka" python "$N" /dev/null)
+echo "   confluent-kafka -> Kafka: consumed $total records"
 [ "$total" = "$N" ] || { echo "confluent-kafka: expected $N records" >&2; exit 1; }
 
 echo "== A. librdkafka mock cluster (broker process)"
@@ -132,5 +129,5 @@ def ratio(a, b):
     return rows[b][0] / rows[a][0]
 print(f"\nmock broker, keyed:   tributary / kcat throughput = {ratio('mock_tributary', 'mock_kcat'):.2f}x (target >= 0.6x)")
 print(f"mock broker, unkeyed: tributary / kcat throughput = {ratio('mock_tributary_nokey', 'mock_kcat_nokey'):.2f}x (target >= 0.6x)")
-print(f"Tansu, keyed: tributary / confluent-kafka throughput = {ratio('tansu_tributary', 'tansu_confluent_kafka'):.2f}x")
+print(f"Apache Kafka, keyed: tributary / confluent-kafka throughput = {ratio('kafka_tributary', 'kafka_confluent_kafka'):.2f}x")
 PY

@@ -126,6 +126,13 @@ fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
 /// the plugin-level problems when the files themselves are fine.
 fn load_and_check(args: &ConfigArgs) -> anyhow::Result<(Config, Vec<ConfigError>)> {
     let (config, mut errors) = config::load_all(&args.config, args.conf_dir.as_deref());
+    errors.extend(
+        tributary::producer::check_options(&config.kafka)
+            .into_iter()
+            .map(|(property, message)| {
+                ConfigError::new(None, Some(format!("kafka.options.{property}")), message)
+            }),
+    );
     let file_errors = errors.len();
     let registry = PluginRegistry::load(&config.plugins.dirs);
     let mut plugin_errors = tributary::validate::check_sources(&config, &registry);

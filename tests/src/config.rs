@@ -20,6 +20,8 @@ pub struct ConfigSpec {
     pub topic_partitions: u32,
     /// `[kafka.options]`: librdkafka properties passed through verbatim.
     pub kafka_options: Vec<(String, String)>,
+    /// Further `[kafka]` keys, as TOML (`key = value`).
+    pub kafka_keys: Vec<String>,
     /// `[offsets] dir` (with `store = "file"`).
     pub offsets_dir: PathBuf,
     /// `[offsets] commit_interval_ms`.
@@ -46,6 +48,7 @@ impl ConfigSpec {
             bootstrap_servers: bootstrap_servers.to_owned(),
             topic_partitions: 3,
             kafka_options: vec![("message.timeout.ms".to_owned(), "10000".to_owned())],
+            kafka_keys: Vec::new(),
             offsets_dir: dir.join("offsets"),
             commit_interval_ms: 200,
             http_listen: "off".to_owned(),
@@ -82,6 +85,12 @@ impl ConfigSpec {
         self
     }
 
+    /// Adds a `[kafka]` key; `toml` is the whole `key = value` line.
+    pub fn kafka_key(mut self, toml: &str) -> ConfigSpec {
+        self.kafka_keys.push(toml.to_owned());
+        self
+    }
+
     /// The text of the main `tributary.toml`.
     pub fn main_text(&self) -> String {
         let mut t = String::new();
@@ -93,6 +102,9 @@ impl ConfigSpec {
             toml_str(&self.bootstrap_servers)
         );
         let _ = writeln!(t, "topic_partitions = {}", self.topic_partitions);
+        for line in &self.kafka_keys {
+            let _ = writeln!(t, "{line}");
+        }
         let _ = writeln!(t, "\n[kafka.options]");
         for (k, v) in &self.kafka_options {
             let _ = writeln!(t, "{} = {}", toml_str(k), toml_str(v));

@@ -21,6 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::process;
+use crate::tls::{Ca, openssl_available};
 
 /// Set to `0` to skip the Apache Kafka variants of tests on a machine
 /// without Java (never honoured when `CI=true`).
@@ -61,9 +62,8 @@ pub fn kafka_available() -> bool {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 /// The listeners of a broker started with TLS material.
@@ -73,6 +73,8 @@ pub struct SecureListeners {
     pub ssl: String,
     /// `127.0.0.1:PORT` of the SASL_SSL (SCRAM-SHA-512) listener.
     pub sasl_ssl: String,
+    /// The CA that signed the broker's certificate (`ca.crt` beside it).
+    pub ca: PathBuf,
 }
 
 /// One Apache Kafka node. Dropping it stops the process (by PID) and
@@ -90,7 +92,8 @@ pub struct KafkaBroker {
 impl KafkaBroker {
     /// Starts a broker whose instance lives in `dir` (created), with an SSL
     /// and a SASL_SSL listener when `tls` names a directory holding
-    /// `server.crt` and `server.key`. Waits until it answers metadata.
+    /// `server.crt`, `server.key` and the `ca.crt` that signed them. Waits
+    /// until it answers metadata.
     ///
     /// # Panics
     /// If the broker does not come up within 120 s; its log tail is printed.
@@ -107,7 +110,7 @@ impl KafkaBroker {
         let child = broker.spawn();
         *broker.lock() = Some(child);
         broker.bootstrap = broker.wait_for_file("bootstrap");
-        broker.secure = tls.map(|_| {
+        broker.secure = tls.map(|tls| {
             let listeners = broker.wait_for_file("listeners");
             let find = |name: &str| {
                 listeners
@@ -118,6 +121,7 @@ impl KafkaBroker {
             SecureListeners {
                 ssl: find("SSL "),
                 sasl_ssl: find("SASL_SSL "),
+                ca: tls.join("ca.crt"),
             }
         });
         broker.wait_ready();
@@ -211,7 +215,12 @@ impl KafkaBroker {
             None => cmd.env_remove("KAFKA_TLS_DIR"),
         };
         // Settings of a user's own Kafka must not leak into the test broker.
-        for var in ["KAFKA_OPTS", "KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS", "JAVA_TOOL_OPTIONS"] {
+        for var in [
+            "KAFKA_OPTS",
+            "KAFKA_HEAP_OPTS",
+            "KAFKA_LOG4J_OPTS",
+            "JAVA_TOOL_OPTIONS",
+        ] {
             cmd.env_remove(var);
         }
         spawn_from_keeper(cmd, self.log_path())
@@ -300,18 +309,31 @@ impl Drop for KafkaBroker {
     }
 }
 
-/// The test binary's shared broker, started on first use.
+/// The test binary's shared broker, started on first use. Besides its
+/// plaintext listener it has an SSL and a SASL_SSL listener (a certificate
+/// for `IP:127.0.0.1` from a CA made for this run) when `openssl` is here.
 pub fn shared_kafka() -> &'static KafkaBroker {
     static SHARED: OnceLock<KafkaBroker> = OnceLock::new();
     extern "C" fn stop_shared() {
         if let Some(broker) = SHARED.get() {
             broker.kill_and_remove();
+            // The TLS material beside the broker's directory.
+            if let Some(parent) = broker.dir.parent()
+                && std::env::var_os(crate::KEEP_ENV).is_none()
+            {
+                let _ = std::fs::remove_dir_all(parent);
+            }
         }
     }
     SHARED.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("tributary-kafka-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let broker = KafkaBroker::start(&dir, None);
+        let tls = dir.join("tls");
+        let tls = openssl_available().then(|| {
+            Ca::new(&tls, "ca").server_cert(&tls, &["IP:127.0.0.1"]);
+            tls
+        });
+        let broker = KafkaBroker::start(&dir.join("broker"), tls.as_deref());
         // SAFETY: atexit(3) takes a plain function pointer; `stop_shared`
         // only reads a static and stops a child process.
         unsafe { libc::atexit(stop_shared) };

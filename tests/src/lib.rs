@@ -41,17 +41,18 @@ mod paths;
 mod process;
 mod prometheus;
 mod tempdir;
+mod tls;
 
 pub use broker::{
     Broker, BrokerKind, Mock, MockBroker, broker_of_record, brokers_under_test, free_port,
-};
-pub use kafka::{
-    KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
 pub use daemon::{Daemon, run_cli};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
+pub use kafka::{
+    KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,
+};
 pub use logs::{LineWriter, Logrotate, append, append_seqs, logfile_source, seq_line};
 pub use oracle::{
     MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
@@ -60,3 +61,4 @@ pub use paths::{daemon_bin, plugin_lib, target_dir};
 pub use process::log_tail;
 pub use prometheus::{PROMETHEUS_BIN_ENV, Prometheus, prometheus_bin, promtool_bin};
 pub use tempdir::{KEEP_ENV, TempDir};
+pub use tls::{Ca, openssl_available};

@@ -4,7 +4,7 @@
 //! its own config) and reads with `isolation.level=read_committed`, so records
 //! of aborted transactions do not count. Records are counted by consuming,
 //! never by watermarks: watermarks count aborted records and transaction
-//! markers, and Tansu reports them differently from Kafka.
+//! markers, and brokers report them differently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

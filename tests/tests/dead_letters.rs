@@ -113,12 +113,7 @@ fn dead_letters_survive_kill_9_and_carry_their_error() {
 
     let bad: BTreeSet<u64> = (0..count).filter(|s| s % EVERY == EVERY - 1).collect();
     let good = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
-    let letters = consume_seqs(
-        &broker.bootstrap(),
-        &dlq,
-        count,
-        Duration::from_secs(20),
-    );
+    let letters = consume_seqs(&broker.bootstrap(), &dlq, count, Duration::from_secs(20));
     let good_seqs: BTreeSet<u64> = good.records.iter().map(|r| r.seq).collect();
     let letter_seqs: BTreeSet<u64> = letters.records.iter().map(|r| r.seq).collect();
     assert!(

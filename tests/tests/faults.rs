@@ -119,19 +119,28 @@ fn broker_errors_never_skip_records() {
     // `broker_outage_never_skips_records`.
     let no_pipelining = [("max.in.flight.requests.per.connection", "1")];
     let expect = Expect::FailedDeliveries;
-    survives_outage(&broker, &dir, "orders", 40_000, 4_000, &no_pipelining, expect, || {
-        // Retriable produce errors: librdkafka retries them.
-        let mock = broker.mock();
-        let mut errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 30];
-        errors.extend([RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 10]);
-        errors.extend([RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 10]);
-        mock.request_errors(RDKafkaApiKey::Produce, &errors);
-        std::thread::sleep(Duration::from_secs(2));
-        // Then the broker goes away for longer than the delivery timeout.
-        mock.broker_down(1).expect("broker down");
-        std::thread::sleep(Duration::from_secs(6));
-        mock.broker_up(1).expect("broker up");
-    });
+    survives_outage(
+        &broker,
+        &dir,
+        "orders",
+        40_000,
+        4_000,
+        &no_pipelining,
+        expect,
+        || {
+            // Retriable produce errors: librdkafka retries them.
+            let mock = broker.mock();
+            let mut errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 30];
+            errors.extend([RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 10]);
+            errors.extend([RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 10]);
+            mock.request_errors(RDKafkaApiKey::Produce, &errors);
+            std::thread::sleep(Duration::from_secs(2));
+            // Then the broker goes away for longer than the delivery timeout.
+            mock.broker_down(1).expect("broker down");
+            std::thread::sleep(Duration::from_secs(6));
+            mock.broker_up(1).expect("broker up");
+        },
+    );
 }
 
 /// The tests below stop, freeze or restart the binary's Apache Kafka, so
@@ -175,13 +184,22 @@ fn broker_restart_while_producing_loses_nothing() {
     let topic = broker.topic("orders");
     broker.create_topic(&topic, 3);
     let kafka = broker.kafka();
-    let report = survives_outage(&broker, &dir, &topic, 30_000, 3_000, &[], Expect::Anything, || {
-        let pid = kafka.pid();
-        kafka.stop();
-        std::thread::sleep(Duration::from_secs(2));
-        kafka.start_again();
-        assert_ne!(pid, kafka.pid(), "a new broker process");
-    });
+    let report = survives_outage(
+        &broker,
+        &dir,
+        &topic,
+        30_000,
+        3_000,
+        &[],
+        Expect::Anything,
+        || {
+            let pid = kafka.pid();
+            kafka.stop();
+            std::thread::sleep(Duration::from_secs(2));
+            kafka.start_again();
+            assert_ne!(pid, kafka.pid(), "a new broker process");
+        },
+    );
     // The idempotent producer keeps its sequence numbers across the restart
     // and the broker restores its producer state from the log: nothing is
     // written twice.
@@ -200,8 +218,10 @@ fn broker_restarts_between_daemon_runs_lose_and_repeat_nothing() {
     broker.create_topic(&topic, 3);
     let kafka = broker.kafka();
     let count = 30_000;
-    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-        .drop_in("orders.toml", datagen_source("orders", &topic, count, 10_000, 3));
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
+        "orders.toml",
+        datagen_source("orders", &topic, count, 10_000, 3),
+    );
     let config = write_config(dir.path(), &spec);
     let offsets = dir.join("offsets");
     for round in 0..3 {

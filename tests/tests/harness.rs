@@ -100,6 +100,11 @@ fn handles_on_the_shared_kafka_get_topics_of_their_own() {
     a.create_topic(&a.topic("orders"), 1);
     b.create_topic(&b.topic("orders"), 1);
     produce_seqs(&a.bootstrap(), &a.topic("orders"), 0..10);
-    let report = consume_seqs(&b.bootstrap(), &b.topic("orders"), 0, Duration::from_secs(3));
+    let report = consume_seqs(
+        &b.bootstrap(),
+        &b.topic("orders"),
+        0,
+        Duration::from_secs(3),
+    );
     assert_eq!(report.total, 0, "b sees a's records: {report}");
 }

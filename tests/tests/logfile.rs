@@ -102,7 +102,13 @@ fn inode(path: &Path) -> u64 {
 #[test]
 fn rename_rotation_every_second_loses_and_repeats_nothing() {
     const ROTATIONS: usize = 100;
-    let s = Setup::new("log-rename", broker_of_record(), 8, "app.log*", STRING_VALUES);
+    let s = Setup::new(
+        "log-rename",
+        broker_of_record(),
+        8,
+        "app.log*",
+        STRING_VALUES,
+    );
     let log = s.log("app.log");
     std::fs::write(&log, b"").unwrap();
     let rotate = Logrotate::new(s.dir.path(), &log, "create\nrotate 3");
@@ -270,7 +276,13 @@ fn stopped_across_three_rotations_reads_the_remainders_and_nothing_again() {
 
 #[test]
 fn kill_9_ten_times_while_tailing_loses_nothing() {
-    let s = Setup::new("log-kill9", broker_of_record(), 16, "app.log", STRING_VALUES);
+    let s = Setup::new(
+        "log-kill9",
+        broker_of_record(),
+        16,
+        "app.log",
+        STRING_VALUES,
+    );
     let log = s.log("app.log");
     std::fs::write(&log, b"").unwrap();
     let per_sec = 20_000;

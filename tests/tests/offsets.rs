@@ -71,12 +71,7 @@ fn interrupted_runs(
         "{kind}: committed offsets must only grow and must move: {progress:?}"
     );
     run_to_completion(&config, &dir, count, ROUNDS);
-    let report = consume_seqs(
-        &broker.bootstrap(),
-        &topic,
-        count,
-        Duration::from_secs(120),
-    );
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
     eprintln!("{kind} {label}: committed after each round: {progress:?}; {report}");
     (progress, report)
 }

@@ -176,12 +176,7 @@ fn spool_rounds(
         list(&spool.join("error")).is_empty(),
         "{kind}: files in error/"
     );
-    let report = consume_seqs(
-        &broker.bootstrap(),
-        "tables",
-        total,
-        Duration::from_secs(120),
-    );
+    let report = consume_seqs(&broker.bootstrap(), &topic, total, Duration::from_secs(120));
     eprintln!("{kind} {label}: {report}");
     assert!(
         report.keys_split_across_partitions().is_empty(),
@@ -311,10 +306,8 @@ fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
         std::fs::write(&path, text).unwrap();
         let total = files * ROWS_PER_FILE;
         let extra = "key = \"customer_id\"\n[source.columns]\nseq = \"int64\"\n";
-        let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in(
-            "big.toml",
-            path_source("big", "csv", &topic, &path, extra),
-        );
+        let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+            .drop_in("big.toml", path_source("big", "csv", &topic, &path, extra));
         let config = write_config(dir.path(), &spec);
         let mut progress = Vec::new();
         for round in 0..3 {
@@ -347,12 +340,7 @@ fn a_big_file_resumes_after_kill_9_without_repeating_committed_rows() {
                 daemon.log_text()
             );
         }
-        let report = consume_seqs(
-            &broker.bootstrap(),
-            &topic,
-            total,
-            Duration::from_secs(120),
-        );
+        let report = consume_seqs(&broker.bootstrap(), &topic, total, Duration::from_secs(120));
         eprintln!("{kind}: {report}");
         assert!(report.nothing_missing(), "{kind}: {report}");
         assert_eq!(report.out_of_range, 0, "{kind}: {report}");

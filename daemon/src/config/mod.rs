@@ -103,6 +103,10 @@ pub struct KafkaConfig {
     /// How long a stop waits for outstanding deliveries before giving up;
     /// undelivered records are not committed, so they are re-read later.
     pub drain_timeout_ms: u64,
+    /// Turns off TLS certificate and host-name verification. Named for its
+    /// risk: the librdkafka properties that do the same are refused in
+    /// `[kafka.options]`, so turning verification off is never an accident.
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl KafkaConfig {
@@ -123,6 +127,7 @@ impl Default for KafkaConfig {
             topic_partitions: 3,
             topic_replication_factor: 1,
             drain_timeout_ms: 30_000,
+            insecure_skip_tls_verify: false,
         }
     }
 }
@@ -135,6 +140,7 @@ impl fmt::Debug for KafkaConfig {
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .finish()
     }
 }

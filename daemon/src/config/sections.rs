@@ -16,6 +16,7 @@ const KAFKA_KEYS: &[&str] = &[
     "topic_partitions",
     "topic_replication_factor",
     "drain_timeout_ms",
+    "insecure_skip_tls_verify",
 ];
 const OFFSETS_KEYS: &[&str] = &["store", "dir", "commit_interval_ms"];
 const HTTP_KEYS: &[&str] = &["listen", "token"];
@@ -50,6 +51,14 @@ const DENIED_KAFKA_OPTIONS: &[(&str, &str)] = &[
     (
         "acks",
         "refused: the daemon manages this; source offsets are committed only after acks=all delivery",
+    ),
+    (
+        "enable.ssl.certificate.verification",
+        "refused: without certificate verification anyone on the network path can read and change records; if you accept that, set `kafka.insecure_skip_tls_verify = true`",
+    ),
+    (
+        "ssl.endpoint.identification.algorithm",
+        "refused: without host-name verification any certificate from a trusted CA is accepted for any broker; if you accept that, set `kafka.insecure_skip_tls_verify = true`",
     ),
     (
         "transactional.id",
@@ -105,6 +114,11 @@ impl Sections<'_> {
                 "drain_timeout_ms" => {
                     if let Some(value) = ctx.integer(item, &key, 0, i64::MAX) {
                         self.kafka.drain_timeout_ms = value;
+                    }
+                }
+                "insecure_skip_tls_verify" => {
+                    if let Some(value) = ctx.boolean(item, &key) {
+                        self.kafka.insecure_skip_tls_verify = value;
                     }
                 }
                 _ => ctx.unknown_key(key_span, &key, KAFKA_KEYS),

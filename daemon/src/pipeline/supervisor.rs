@@ -495,16 +495,16 @@ impl Supervisor {
                 r = &mut probe => match r {
                     Ok(Ok(0)) => KafkaCheck::Unreachable { error: "the metadata answer lists no broker".into() },
                     Ok(Ok(brokers)) => KafkaCheck::Reachable { brokers },
-                    Ok(Err(e)) => KafkaCheck::Unreachable { error: e.to_string() },
+                    Ok(Err(e)) => KafkaCheck::Unreachable { error: self.kafka.client_errors().explain(e) },
                     Err(e) => KafkaCheck::Unreachable { error: format!("probe task failed: {e}") },
                 },
                 () = tokio::time::sleep(KAFKA_PROBE_TIMEOUT + KAFKA_PROBE_INTERVAL) => {
                     hanging = Some(probe);
                     KafkaCheck::Unreachable {
-                        error: format!(
+                        error: self.kafka.client_errors().explain(format_args!(
                             "no metadata answer within {:?}",
                             KAFKA_PROBE_TIMEOUT + KAFKA_PROBE_INTERVAL
-                        ),
+                        )),
                     }
                 }
                 () = self.shutdown.cancelled() => return,

@@ -434,6 +434,7 @@ mod tests {
             topic_partitions: 1,
             topic_replication_factor: 1,
             drain_timeout_ms: 1000,
+            ..KafkaConfig::default()
         })
         .expect("embedded broker");
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -61,10 +61,111 @@ pub fn breaks_the_producer(error: &KafkaError) -> bool {
     )
 }
 
+/// How long a broker error stays the explanation of an unreachable Kafka,
+/// and how long an identical error is not logged again.
+const CLIENT_ERROR_MEMORY: Duration = Duration::from_secs(60);
+
+/// The latest error librdkafka reported about a broker connection. Kept so
+/// that readiness and source errors say *why* Kafka is unreachable (a
+/// certificate that does not verify, a wrong password, a refused
+/// connection, a port that speaks another protocol) and name the broker,
+/// where a metadata timeout alone says only that it is.
+#[derive(Debug, Default)]
+pub struct ClientErrors {
+    last: std::sync::Mutex<Option<ClientError>>,
+}
+
+#[derive(Debug)]
+struct ClientError {
+    message: String,
+    /// When it was last reported.
+    at: std::time::Instant,
+    /// When it was last logged at warn or error level.
+    logged_at: std::time::Instant,
+}
+
+impl ClientErrors {
+    /// The latest broker error of the last minute, as librdkafka worded it
+    /// (it starts with the broker's address).
+    pub fn recent(&self) -> Option<String> {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.as_ref()
+            .filter(|e| e.at.elapsed() < CLIENT_ERROR_MEMORY)
+            .map(|e| e.message.clone())
+    }
+
+    /// `what`, followed by the latest broker error if there is one.
+    pub fn explain(&self, what: impl std::fmt::Display) -> String {
+        match self.recent() {
+            Some(cause) => format!("{what}; last broker error: {cause}"),
+            None => what.to_string(),
+        }
+    }
+
+    /// Records `message`; true if it is worth logging loudly: another error
+    /// than the last one, or the same one not logged for a minute.
+    fn record(&self, message: &str) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match last.as_mut() {
+            Some(e) if e.message == message => {
+                e.at = now;
+                let news = e.logged_at.elapsed() >= CLIENT_ERROR_MEMORY;
+                if news {
+                    e.logged_at = now;
+                }
+                news
+            }
+            _ => {
+                *last = Some(ClientError {
+                    message: message.to_owned(),
+                    at: now,
+                    logged_at: now,
+                });
+                true
+            }
+        }
+    }
+}
+
+/// What an operator should check for a class of broker errors.
+fn hint(code: Option<RDKafkaErrorCode>) -> Option<&'static str> {
+    match code? {
+        RDKafkaErrorCode::Authentication => Some(
+            "check `sasl.mechanism`, `sasl.username` and `sasl.password` in [kafka.options] against the broker's users",
+        ),
+        RDKafkaErrorCode::SSL => Some(
+            "check `ssl.ca.location` in [kafka.options] (the CA that signed the broker's certificate) and that the certificate names the host in `bootstrap_servers`",
+        ),
+        _ => None,
+    }
+}
+
+/// librdkafka's wording of a broker error, with what it leaves unsaid: a
+/// peer that answers the first request with a "response size" in the
+/// hundreds of megabytes is speaking another protocol (the size is the
+/// first four bytes of its answer, `HTTP` = 1213486160), and raising
+/// `receive.message.max.bytes` as librdkafka suggests would not help.
+fn annotate(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason.contains("Invalid response size") && reason.contains("APIVERSION_QUERY") {
+        format!("{reason}; this address does not answer like a Kafka broker (another protocol on that port?)").into()
+    } else {
+        reason.into()
+    }
+}
+
 /// Routes librdkafka's own log lines and errors into `tracing`, and
 /// delivery reports to their batches.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KafkaContext;
+#[derive(Debug, Default, Clone)]
+pub struct KafkaContext {
+    errors: Arc<ClientErrors>,
+}
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -88,10 +189,24 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // Transport errors repeat while a broker is away; they are logged at
-        // warn so a flapping broker does not look like data loss. Deliveries
-        // that really fail surface through their delivery reports.
-        tracing::warn!(target: "librdkafka", error = %error, "Kafka client error: {reason}");
+        let reason = &annotate(reason);
+        let code = error.rdkafka_error_code();
+        // "1/1 brokers are down" follows the error that took the last broker
+        // down and says less; the earlier one stays the explanation.
+        let summary = code == Some(RDKafkaErrorCode::AllBrokersDown);
+        let news = summary || self.errors.record(reason);
+        if !news {
+            tracing::debug!(target: "librdkafka", error = %error, "Kafka client error (again): {reason}");
+        } else if let Some(hint) = hint(code) {
+            // A certificate or a password does not fix itself: say so once a
+            // minute at error level, with what to check.
+            tracing::error!(target: "librdkafka", error = %error, "Kafka client error: {reason}; {hint}");
+        } else {
+            // Transport errors repeat while a broker is away; they are logged
+            // at warn so a flapping broker does not look like data loss.
+            // Deliveries that really fail surface through delivery reports.
+            tracing::warn!(target: "librdkafka", error = %error, "Kafka client error: {reason}");
+        }
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`): queue
@@ -136,10 +251,10 @@ pub type Producer = Arc<ProducerHandle>;
 const POLL_WINDOW: Duration = Duration::from_secs(5);
 
 impl ProducerHandle {
-    fn start(client: &ClientConfig) -> Result<Arc<Self>, ProducerError> {
+    fn start(client: &ClientConfig, context: KafkaContext) -> Result<Arc<Self>, ProducerError> {
         let producer: Arc<BaseProducer<KafkaContext>> = Arc::new(
             client
-                .create_with_context(KafkaContext)
+                .create_with_context(context)
                 .map_err(ProducerError::Client)?,
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -210,6 +325,58 @@ impl Drop for ProducerHandle {
     }
 }
 
+/// The SASL mechanisms librdkafka implements; it checks `sasl.mechanism`
+/// only when a client starts.
+const SASL_MECHANISMS: &[&str] = &[
+    "GSSAPI",
+    "PLAIN",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-512",
+    "OAUTHBEARER",
+];
+
+/// Whether librdkafka's wording of a problem with `property` may quote a
+/// secret value.
+fn is_secret(property: &str) -> bool {
+    ["password", "secret", "key", "token", "jaas"]
+        .iter()
+        .any(|word| property.contains(word))
+}
+
+/// Problems librdkafka would otherwise find only when the client starts: an
+/// unknown property, a value it refuses, a SASL mechanism it lacks. Returns
+/// `(property, message)` pairs; a message never quotes a secret value.
+/// Needs no broker, so `validate` and `run` report these as configuration
+/// errors before anything connects.
+pub fn check_options(config: &KafkaConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (property, value) in &config.options {
+        let mut single = ClientConfig::new();
+        single.set(property, value);
+        if let Err(e) = single.create_native_config() {
+            let message = match e {
+                KafkaError::ClientConfig(_, description, _, _) if !is_secret(property) => {
+                    format!("librdkafka refuses it: {description}")
+                }
+                _ => "librdkafka refuses this property or its value".to_owned(),
+            };
+            problems.push((property.clone(), message));
+        }
+    }
+    if let Some(mechanism) = config.options.get("sasl.mechanism")
+        && !SASL_MECHANISMS.contains(&mechanism.as_str())
+    {
+        problems.push((
+            "sasl.mechanism".to_owned(),
+            format!(
+                "`{mechanism}` is not a SASL mechanism librdkafka supports; expected one of: {}",
+                SASL_MECHANISMS.join(", ")
+            ),
+        ));
+    }
+    problems
+}
+
 /// Settings the daemon relies on; users cannot override them (the config
 /// refuses these keys).
 const MANAGED: &[(&str, &str)] = &[
@@ -217,6 +384,13 @@ const MANAGED: &[(&str, &str)] = &[
     // in a delivery report means exactly once in the log.
     ("enable.idempotence", "true"),
     ("acks", "all"),
+];
+
+/// What `kafka.insecure_skip_tls_verify` sets: no certificate check, no
+/// host-name check.
+const INSECURE_TLS: &[(&str, &str)] = &[
+    ("enable.ssl.certificate.verification", "false"),
+    ("ssl.endpoint.identification.algorithm", "none"),
 ];
 
 /// Defaults chosen for throughput with bounded memory; users may override.
@@ -245,6 +419,8 @@ pub struct Kafka {
     producer: std::sync::Mutex<Producer>,
     /// The producer's settings, to create a replacement.
     producer_config: ClientConfig,
+    /// Shared by every producer this connection creates.
+    context: KafkaContext,
     /// For the admin client, created only when a topic must be created.
     admin_config: ClientConfig,
     bootstrap: String,
@@ -292,13 +468,27 @@ impl Kafka {
             client.set(*k, *v);
         }
         client.set("bootstrap.servers", &bootstrap);
+        let insecure: &[(&str, &str)] = if config.insecure_skip_tls_verify {
+            INSECURE_TLS
+        } else {
+            &[]
+        };
+        if config.insecure_skip_tls_verify {
+            tracing::warn!(
+                "TLS certificate and host-name verification are off (kafka.insecure_skip_tls_verify): anyone on the network path to the brokers can read and change records."
+            );
+        }
+        for (k, v) in insecure {
+            client.set(*k, *v);
+        }
         if config.options.iter().any(|(k, _)| k == "debug") {
             // The rdkafka crate drops librdkafka's debug lines unless the
             // client's log level admits them; someone who sets `debug`
             // wants to read them (at `RUST_LOG=librdkafka=debug`).
             client.set_log_level(RDKafkaLogLevel::Debug);
         }
-        let producer = ProducerHandle::start(&client)?;
+        let context = KafkaContext::default();
+        let producer = ProducerHandle::start(&client, context.clone())?;
         // Bring up the producer's broker connection now: the idempotent
         // producer asks for its producer id as soon as it exists, and if no
         // broker connection is up at that moment librdkafka retries only
@@ -314,9 +504,13 @@ impl Kafka {
             // producer-only keys are harmless there (librdkafka ignores them).
             admin_config.set(k, v);
         }
+        for (k, v) in insecure {
+            admin_config.set(*k, *v);
+        }
         Ok(Kafka {
             producer: std::sync::Mutex::new(producer),
             producer_config: client,
+            context,
             admin_config,
             bootstrap,
             embedded,
@@ -355,8 +549,13 @@ impl Kafka {
             fatal = ?fatal,
             "The Kafka producer is unusable; replacing it."
         );
-        *current = ProducerHandle::start(&self.producer_config)?;
+        *current = ProducerHandle::start(&self.producer_config, self.context.clone())?;
         Ok(())
+    }
+
+    /// The latest broker errors, to explain why Kafka does not answer.
+    pub fn client_errors(&self) -> &ClientErrors {
+        &self.context.errors
     }
 
     /// The bootstrap servers in use (the embedded broker's address in
@@ -389,7 +588,7 @@ impl Kafka {
                 .await
                 .map_err(|e| ProducerError::CreateTopic {
                     topic: topic.to_owned(),
-                    message: e.to_string(),
+                    message: self.client_errors().explain(e),
                 })?;
         for r in results {
             match r {
@@ -431,7 +630,9 @@ impl Kafka {
         })?;
         metadata.map_err(|e| ProducerError::CreateTopic {
             topic: topic.to_owned(),
-            message: format!("cannot read metadata: {e}"),
+            message: self
+                .client_errors()
+                .explain(format_args!("cannot read metadata: {e}")),
         })
     }
 

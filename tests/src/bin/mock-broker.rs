@@ -1,6 +1,6 @@
 //! librdkafka's mock cluster in a process of its own, so benchmarks can
-//! point tributary and `kcat` at the same broker over loopback (Debian's
-//! `kcat` cannot negotiate API versions with Tansu).
+//! point tributary and `kcat` at the same broker over loopback with no JVM
+//! (the broker's own CPU is then negligible next to the producers').
 //!
 //! Usage: `mock-broker TOPIC:PARTITIONS...` — prints the bootstrap address
 //! on stdout, then serves until killed. The mock keeps only the newest
