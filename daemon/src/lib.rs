@@ -14,6 +14,7 @@ pub mod producer;
 pub mod reload;
 pub mod serialize;
 pub mod signals;
+pub mod status;
 pub mod systemd;
 pub mod validate;
 

@@ -24,11 +24,9 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaErrorCode;
 
-use crate::pipeline::{SourceState, SourceStatus};
+use crate::status::{SourceState, SourceStatus};
 
 /// Upper bounds of the write-to-ack histogram: from a local broker's
 /// millisecond to librdkafka's delivery timeouts.
@@ -77,25 +75,6 @@ pub mod error_class {
 pub const MAX_CLASSES_PER_SOURCE: usize = 32;
 /// Longest error class kept; longer ones are cut.
 const MAX_CLASS_CHARS: usize = 48;
-
-/// The error class of a Kafka produce or delivery error.
-pub fn kafka_error_class(error: &KafkaError) -> &'static str {
-    use RDKafkaErrorCode as Code;
-    match error.rdkafka_error_code() {
-        Some(Code::MessageTimedOut | Code::RequestTimedOut) => error_class::TIMED_OUT,
-        Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => error_class::TOO_LARGE,
-        Some(
-            Code::TopicAuthorizationFailed
-            | Code::ClusterAuthorizationFailed
-            | Code::SaslAuthenticationFailed,
-        ) => error_class::AUTHORIZATION,
-        Some(Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition) => {
-            error_class::UNKNOWN_TOPIC
-        }
-        _ if crate::producer::breaks_the_producer(error) => error_class::PRODUCER_STATE,
-        _ => error_class::KAFKA_OTHER,
-    }
-}
 
 /// The daemon's metrics. One per process: [`global`].
 pub struct Metrics {
@@ -737,17 +716,5 @@ mod tests {
             ),
             "{text}"
         );
-    }
-
-    #[test]
-    fn delivery_errors_fall_into_bounded_classes() {
-        let class = |code| kafka_error_class(&KafkaError::MessageProduction(code));
-        assert_eq!(class(RDKafkaErrorCode::MessageTimedOut), "timed_out");
-        assert_eq!(class(RDKafkaErrorCode::MessageSizeTooLarge), "too_large");
-        assert_eq!(
-            class(RDKafkaErrorCode::TopicAuthorizationFailed),
-            "authorization"
-        );
-        assert_eq!(class(RDKafkaErrorCode::BrokerNotAvailable), "kafka_other");
     }
 }

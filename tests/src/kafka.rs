@@ -98,6 +98,7 @@ impl KafkaBroker {
     /// # Panics
     /// If the broker does not come up within 120 s; its log tail is printed.
     pub fn start(dir: &Path, tls: Option<&Path>) -> KafkaBroker {
+        fetch_once();
         std::fs::create_dir_all(dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         let mut broker = KafkaBroker {
@@ -339,6 +340,26 @@ pub fn shared_kafka() -> &'static KafkaBroker {
         unsafe { libc::atexit(stop_shared) };
         broker
     })
+}
+
+/// Fetches the jars (a no-op once cached) before any start is timed: on a
+/// new machine Maven takes longer than a broker start may.
+///
+/// # Panics
+/// If the fetch fails; Maven's output is in the message.
+fn fetch_once() {
+    static FETCHED: OnceLock<()> = OnceLock::new();
+    FETCHED.get_or_init(|| {
+        let out = Command::new(kafka_script())
+            .arg("fetch")
+            .output()
+            .expect("run scripts/kafka fetch");
+        assert!(
+            out.status.success(),
+            "scripts/kafka fetch failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }
 
 type SpawnJob = (Command, PathBuf, mpsc::Sender<Child>);

@@ -19,6 +19,7 @@ mod load;
 mod plugin_options;
 mod sections;
 mod sources;
+mod span;
 mod subst;
 
 use std::collections::BTreeMap;

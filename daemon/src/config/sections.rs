@@ -7,7 +7,7 @@ use std::path::Path;
 
 use toml_edit::{Item, TableLike, Value};
 
-use super::load::{FileCtx, describe, describe_value, entries};
+use super::span::{FileCtx, describe, describe_value, entries};
 use super::{HttpConfig, KafkaConfig, OffsetStoreKind, OffsetsConfig, PluginsConfig};
 
 const KAFKA_KEYS: &[&str] = &[

@@ -7,7 +7,7 @@ use std::ops::Range;
 use serde_json::Value as Json;
 use toml_edit::{Item, TableLike, Value};
 
-use super::load::{FileCtx, describe, describe_value, entries};
+use super::span::{FileCtx, describe, describe_value, entries};
 use super::{ConfigError, Format, Location, SourceConfig, source_key, source_label};
 
 const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";

@@ -1,9 +1,7 @@
 //! Sources, from plugin poll to committed offset, and their supervision.
 
 pub mod ack;
-mod delivery;
 mod source;
-mod status;
 mod supervisor;
 
 use std::sync::Arc;
@@ -13,11 +11,8 @@ use rdkafka::error::KafkaError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use delivery::record_done;
-#[cfg(test)]
-pub(crate) use delivery::{BatchAck, BatchHandle};
+pub use crate::status::{SourceState, SourceStatus};
 pub use source::{RunEnd, SourceContext, run_once};
-pub use status::{SourceState, SourceStatus};
 pub use supervisor::{
     ControlError, KafkaCheck, Readiness, ReloadError, ReloadSummary, SourceView, Supervisor,
 };

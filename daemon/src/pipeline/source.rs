@@ -30,13 +30,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::SourceError;
 use super::ack::AckTracker;
-use super::delivery::{BatchAck, BatchHandle};
-use super::status::SourceStatus;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
-use crate::producer::{Producer, TopicSender, Unsent};
+use crate::producer::{BatchAck, BatchHandle, Completion, Producer, TopicSender, Unsent};
 use crate::serialize::RecordSerializer;
+use crate::status::SourceStatus;
 use tributary_plugin_sdk::dead_letter;
 
 /// How long one `poll` may wait; also how quickly a stop is noticed.
@@ -461,7 +460,7 @@ impl SourceThread {
         self.abandon(rows);
         crate::metrics::global().records_failed(
             &self.config.name,
-            crate::metrics::kafka_error_class(&error),
+            crate::producer::kafka_error_class(&error),
             refused as u64,
         );
         SourceError::Produce {
@@ -479,12 +478,7 @@ impl SourceThread {
     }
 
     /// What runs on librdkafka's thread when the batch's last report arrives.
-    fn completion(
-        &self,
-        id: super::ack::BatchId,
-        rows: usize,
-        delivered: Delivered,
-    ) -> super::delivery::Completion {
+    fn completion(&self, id: super::ack::BatchId, rows: usize, delivered: Delivered) -> Completion {
         let shared = self.shared.clone();
         let status = self.status.clone();
         let topic = match &delivered {
@@ -529,7 +523,7 @@ impl SourceThread {
                 Some(e) => {
                     crate::metrics::global().records_failed(
                         &status.name,
-                        crate::metrics::kafka_error_class(&e),
+                        crate::producer::kafka_error_class(&e),
                         rows as u64,
                     );
                     lock(&shared.acks).outstanding -= 1;

@@ -404,8 +404,7 @@ mod tests {
 
     use super::*;
     use crate::config::KafkaConfig;
-    use crate::pipeline::{BatchAck, BatchHandle};
-    use crate::producer::Kafka;
+    use crate::producer::{BatchAck, BatchHandle, Kafka};
 
     /// Records as (key, value).
     struct Rows(Vec<(Option<Vec<u8>>, Vec<u8>)>);

@@ -2,6 +2,7 @@
 //! creation, and the embedded broker.
 
 mod batch;
+mod delivery;
 mod embedded;
 
 use std::time::Duration;
@@ -19,10 +20,12 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerCon
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use batch::{Records, TopicSender, Unsent};
+pub use delivery::record_done;
+pub(crate) use delivery::{BatchAck, BatchHandle, Completion};
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;
-use crate::pipeline;
+use crate::metrics::error_class;
 
 /// Errors of the Kafka side.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,25 @@ pub fn breaks_the_producer(error: &KafkaError) -> bool {
                 | Code::Fatal
         )
     )
+}
+
+/// The error class of a Kafka produce or delivery error.
+pub fn kafka_error_class(error: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode as Code;
+    match error.rdkafka_error_code() {
+        Some(Code::MessageTimedOut | Code::RequestTimedOut) => error_class::TIMED_OUT,
+        Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => error_class::TOO_LARGE,
+        Some(
+            Code::TopicAuthorizationFailed
+            | Code::ClusterAuthorizationFailed
+            | Code::SaslAuthenticationFailed,
+        ) => error_class::AUTHORIZATION,
+        Some(Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition) => {
+            error_class::UNKNOWN_TOPIC
+        }
+        _ if breaks_the_producer(error) => error_class::PRODUCER_STATE,
+        _ => error_class::KAFKA_OTHER,
+    }
 }
 
 /// How long a broker error stays the explanation of an unreachable Kafka,
@@ -224,7 +246,7 @@ impl ProducerContext for KafkaContext {
         let result = result.as_ref().map(|_| ()).map_err(|(e, _)| e);
         // SAFETY: every record is sent with its batch's opaque (see
         // `pipeline::source`), and librdkafka reports each record once.
-        unsafe { pipeline::record_done(batch, result) };
+        unsafe { delivery::record_done(batch, result) };
     }
 }
 
@@ -641,5 +663,22 @@ impl Kafka {
         if let Err(e) = self.producer().flush(timeout) {
             tracing::warn!(error = %e, "Some records were not delivered before shutdown; their offsets were not committed.");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_errors_fall_into_bounded_classes() {
+        let class = |code| kafka_error_class(&KafkaError::MessageProduction(code));
+        assert_eq!(class(RDKafkaErrorCode::MessageTimedOut), "timed_out");
+        assert_eq!(class(RDKafkaErrorCode::MessageSizeTooLarge), "too_large");
+        assert_eq!(
+            class(RDKafkaErrorCode::TopicAuthorizationFailed),
+            "authorization"
+        );
+        assert_eq!(class(RDKafkaErrorCode::BrokerNotAvailable), "kafka_other");
     }
 }

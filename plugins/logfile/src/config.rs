@@ -9,6 +9,9 @@ use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object, 
 
 use crate::parse::{ColumnType, Parser};
 
+/// The largest accepted `fingerprint_bytes`.
+pub const MAX_FINGERPRINT_BYTES: u32 = 65_536;
+
 /// Where a file seen for the first time is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadFrom {
@@ -335,7 +338,7 @@ impl Config {
             "fingerprint_bytes",
             256,
             1,
-            u64::from(crate::identity::MAX_FINGERPRINT_BYTES),
+            u64::from(MAX_FINGERPRINT_BYTES),
             &mut issues,
         );
         let max_line_bytes = int(obj, "max_line_bytes", 102_400, 16, 1 << 30, &mut issues);

@@ -12,10 +12,8 @@
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
+pub use crate::config::MAX_FINGERPRINT_BYTES;
 use crate::lines::Position;
-
-/// The largest accepted `fingerprint_bytes`.
-pub const MAX_FINGERPRINT_BYTES: u32 = 65_536;
 
 /// A file's identity, fixed when it is first seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
