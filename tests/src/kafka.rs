@@ -189,16 +189,11 @@ impl KafkaBroker {
     /// # Panics
     /// If the tool fails.
     pub fn add_scram_user(&self, name: &str, password: &str) {
-        let out = Command::new(kafka_script())
-            .args(["add-user", name, password])
-            .env("KAFKA_DATA", &self.dir)
-            .env("KAFKA_HEAP", "256m")
-            .output()
-            .expect("run scripts/kafka add-user");
-        assert!(
-            out.status.success(),
-            "scripts/kafka add-user {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        process::run_ok(
+            Command::new(kafka_script())
+                .args(["add-user", name, password])
+                .env("KAFKA_DATA", &self.dir)
+                .env("KAFKA_HEAP", "256m"),
         );
     }
 
@@ -350,15 +345,7 @@ pub fn shared_kafka() -> &'static KafkaBroker {
 fn fetch_once() {
     static FETCHED: OnceLock<()> = OnceLock::new();
     FETCHED.get_or_init(|| {
-        let out = Command::new(kafka_script())
-            .arg("fetch")
-            .output()
-            .expect("run scripts/kafka fetch");
-        assert!(
-            out.status.success(),
-            "scripts/kafka fetch failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        process::run_ok(Command::new(kafka_script()).arg("fetch"));
     });
 }
 

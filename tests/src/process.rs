@@ -61,6 +61,23 @@ pub(crate) fn set_parent_death_signal(cmd: &mut Command) {
     }
 }
 
+/// Runs `cmd` to completion and returns its output.
+///
+/// # Panics
+/// If it cannot start or exits unsuccessfully; its stderr is in the message.
+pub(crate) fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Waits up to `timeout` for the child to exit; `None` if it is still running.
 pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;

@@ -29,16 +29,7 @@ pub struct Ca {
 }
 
 fn openssl(args: &[&str], cwd: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::run_ok(Command::new("openssl").args(args).current_dir(cwd));
 }
 
 impl Ca {
