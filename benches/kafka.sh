@@ -134,12 +134,27 @@ value_column = "line"
 TOML
 }
 
-# Connect standalone (FileStreamSource), timed to the last record
-# acknowledged; appends "name wall cpu_s rss_kb".
-connect_run() { # name topic
-    local dir="$work/$1"
+# until_acked NAME TOPIC CMD...: starts CMD (a follower that never ends on
+# its own), stops it once the broker holds N records in TOPIC; appends
+# "name wall cpu_s rss_kb" timed from the start to the last acknowledgement.
+until_acked() {
+    local name="$1" topic="$2"; shift 2
+    local t0 done_at pid cpu rss
+    t0="$(date +%s.%N)"
+    "$@" > "$work/$name.out" 2> "$work/$name.err" &
+    pid=$!
+    pids+=("$pid")
+    done_at="$(python3 benches/logbench.py wait "$broker" "$topic" "$N" 600)" || {
+        tail -20 "$work/$name.err" "$work/$name.out" >&2; exit 1; }
+    cpu="$(cpu_s "$pid")"; rss="$(hwm_kb "$pid")"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$name $(awk -v a="$t0" -v b="$done_at" 'BEGIN {print b - a}') $cpu $rss" >> "$work/results"
+}
+
+# Connect standalone with FileStreamSourceConnector on the log file.
+connect_props() { # name topic: writes $work/NAME/{worker,connector}.properties
+    local dir="$work/$1" props=""
     mkdir -p "$dir"
-    local props=""
     for p in "${producer_props[@]}"; do props+="producer.$p"$'\n'; done
     cat > "$dir/worker.properties" <<PROPS
 bootstrap.servers=$broker
@@ -157,18 +172,6 @@ tasks.max=1
 file=$work/app.log
 topic=$2
 PROPS
-    local t0 done_at pid
-    t0="$(date +%s.%N)"
-    KAFKA_HEAP=1g scripts/kafka class org.apache.kafka.connect.cli.ConnectStandalone \
-        "$dir/worker.properties" "$dir/connector.properties" > "$dir/log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    done_at="$(python3 benches/logbench.py wait "$broker" "$2" "$N" 600)" || {
-        tail -20 "$dir/log" >&2; exit 1; }
-    local cpu rss
-    cpu="$(cpu_s "$pid")"; rss="$(hwm_kb "$pid")"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$1 $(awk -v a="$t0" -v b="$done_at" 'BEGIN {print b - a}') $cpu $rss" >> "$work/results"
 }
 
 : > "$work/results"
@@ -191,8 +194,11 @@ for r in $(seq "$REPEAT"); do
     perf_test "datagen_perf_$r" "$work/datagen-values.json"
     measure "datagen_perf_$r" "${perf[@]}"
     logs_toml "logs_tributary_$r" > "$work/logs-$r.toml"
-    measure "logs_tributary_$r" "$bin/tributary" run --config "$work/logs-$r.toml" --exit-when-finished
-    connect_run "logs_connect_$r" "logs_connect_$r"
+    until_acked "logs_tributary_$r" "logs_tributary_$r" "$bin/tributary" run --config "$work/logs-$r.toml"
+    connect_props "logs_connect_$r" "logs_connect_$r"
+    until_acked "logs_connect_$r" "logs_connect_$r" scripts/kafka class \
+        org.apache.kafka.connect.cli.ConnectStandalone \
+        "$work/logs_connect_$r/worker.properties" "$work/logs_connect_$r/connector.properties"
     measure "logs_kcat_$r" kcat -P -b "$broker" -t "logs_kcat_$r" -l "${kcat_opts[@]}" "$work/app.log"
     for t in tables_tributary_$r tables_perf_$r tables_kcat_$r datagen_tributary_$r datagen_perf_$r \
         logs_tributary_$r logs_connect_$r logs_kcat_$r; do check "$t"; done
