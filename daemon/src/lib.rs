@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http::{HttpError, HttpState};
@@ -100,14 +101,18 @@ pub async fn run_with(
         shutdown.clone(),
     );
     let serves_metrics = listener.is_some();
+    // The daemon's own tasks (HTTP, reload watcher, watchdog, progress
+    // lines): each ends when `shutdown` is cancelled, and the stop waits
+    // for them, so none is cut off half-way through a reply or a reload.
+    let background = TaskTracker::new();
     if let Some(listener) = listener {
         let state = Arc::new(HttpState {
             supervisor: supervisor.clone(),
             token,
         });
-        tokio::spawn(http::serve(listener, state, shutdown.clone()));
+        background.spawn(http::serve(listener, state, shutdown.clone()));
     }
-    tokio::spawn(reload::watch(
+    background.spawn(reload::watch(
         supervisor.clone(),
         notifier.clone(),
         options.reload_requests.clone(),
@@ -123,12 +128,12 @@ pub async fn run_with(
         "Running {} source(s).",
         supervisor.statuses().len()
     ));
-    let watchdog = tokio::spawn(systemd::feed_watchdog(
+    background.spawn(systemd::feed_watchdog(
         notifier.clone(),
         supervisor.clone(),
         shutdown.clone(),
     ));
-    let progress = tokio::spawn(report_progress(
+    background.spawn(report_progress(
         supervisor.clone(),
         serves_metrics,
         shutdown.clone(),
@@ -144,8 +149,17 @@ pub async fn run_with(
     }
     notifier.stopping();
     supervisor.wait().await;
-    progress.abort();
-    watchdog.abort();
+    supervisor.stop_probe().await;
+    background.close();
+    if tokio::time::timeout(BACKGROUND_STOP_GRACE, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = background.len(),
+            "Daemon tasks still running after the stop grace; exiting without them."
+        );
+    }
     kafka.flush(Duration::from_secs(1));
     let statuses = supervisor.statuses();
     let unfinished: Vec<String> = statuses
@@ -169,6 +183,10 @@ pub async fn run_with(
     }
     Ok(())
 }
+
+/// How long the stop waits for the daemon's own tasks once the sources
+/// have drained: a reload or an HTTP reply in progress gets this long.
+const BACKGROUND_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the daemon looks at what each source has done: the operator's
 /// first sign that data flows, before any metrics are scraped.

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::pipeline::Supervisor;
 
@@ -71,13 +72,16 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         tracing::info!(%address, "HTTP endpoint listening: /metrics, /health, /ready, /api/v1/sources.");
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Each connection task ends on `shutdown`; the server returns only once
+    // they all have, so the daemon's stop waits for replies in progress.
+    let connections = TaskTracker::new();
     loop {
         // Wait for a free slot before accepting, so excess clients queue in
         // the kernel instead of holding memory here.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
-                Err(_) => return,
+                Err(_) => break,
             },
             () = shutdown.cancelled() => return,
         };
@@ -91,11 +95,11 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
                     continue;
                 }
             },
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
         };
         let state = state.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             let service = service_fn(move |request| {
                 let state = state.clone();
@@ -118,4 +122,6 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
             }
         });
     }
+    connections.close();
+    connections.wait().await;
 }

@@ -201,7 +201,10 @@ pub struct Supervisor {
     commit_interval: Duration,
     drain_timeout: Duration,
     shutdown: CancellationToken,
+    /// One task per source run.
     tasks: TaskTracker,
+    /// The broker probe; ends on `shutdown`, awaited by [`Self::stop_probe`].
+    probe: TaskTracker,
     config: Mutex<Arc<Config>>,
     sources: Mutex<BTreeMap<String, Entry>>,
     /// One reload at a time (SIGHUP and the drop-in watcher may coincide).
@@ -239,6 +242,7 @@ impl Supervisor {
             drain_timeout: Duration::from_millis(config.kafka.drain_timeout_ms),
             shutdown,
             tasks: TaskTracker::new(),
+            probe: TaskTracker::new(),
             config: Mutex::new(Arc::new(config.clone())),
             sources: Mutex::new(BTreeMap::new()),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -256,7 +260,8 @@ impl Supervisor {
         // Closed so that `wait` returns once every source task ended;
         // tasks spawned later by reloads and restarts are still tracked.
         supervisor.tasks.close();
-        tokio::spawn(supervisor.clone().probe_kafka());
+        supervisor.probe.spawn(supervisor.clone().probe_kafka());
+        supervisor.probe.close();
         supervisor
     }
 
@@ -276,6 +281,13 @@ impl Supervisor {
     /// Waits until every source task has ended (finished or stopped).
     pub async fn wait(&self) {
         self.tasks.wait().await;
+    }
+
+    /// Waits for the broker probe, which ends once `shutdown` is cancelled
+    /// (a metadata call still blocked on a frozen broker is left to its
+    /// own timeout on a blocking thread).
+    pub async fn stop_probe(&self) {
+        self.probe.wait().await;
     }
 
     /// Starts one source's task, or marks it failed when it cannot run.
