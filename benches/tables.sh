@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release -q -p tributary -p tributary-csv
+    cargo build --release -q -p tributary -p tributary-tables
     cargo build --release -q -p tributary-tests --bin mock-broker
 fi
 bin=target/release

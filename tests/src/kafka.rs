@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::process;
 use crate::tls::{Ca, openssl_available};
@@ -256,8 +257,53 @@ impl KafkaBroker {
         }
     }
 
-    /// Polls metadata until the broker lists itself.
+    /// Polls metadata until the broker lists itself, then waits until it
+    /// serves idempotent producers.
     fn wait_ready(&self) {
+        self.wait_for_metadata();
+        self.warm_up();
+    }
+
+    /// A new broker answers metadata before it can hand out producer ids
+    /// ("coordinator load in progress"); a daemon started then queues a
+    /// whole file before its first acknowledgement, which is not what a
+    /// test of a running broker means to measure. One idempotent record
+    /// delivered proves the broker is fully up.
+    fn warm_up(&self) {
+        let topic = "__tributary_harness_warmup";
+        let exists = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create::<BaseConsumer>()
+            .expect("metadata client")
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .is_ok_and(|md| {
+                md.topics()
+                    .iter()
+                    .any(|t| t.error().is_none() && !t.partitions().is_empty())
+            });
+        if !exists {
+            crate::broker::create_topic_with_admin(&self.bootstrap, topic, 1);
+        }
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .expect("warm-up producer");
+        producer
+            .send(BaseRecord::<(), str>::to(topic).payload("warm-up"))
+            .map_err(|(e, _)| e)
+            .expect("queue the warm-up record");
+        producer.flush(READY_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "Kafka at {} did not take an idempotent record: {e}",
+                self.bootstrap
+            )
+        });
+    }
+
+    /// Polls metadata until the broker lists itself.
+    fn wait_for_metadata(&self) {
         let client: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "tributary-test-harness")

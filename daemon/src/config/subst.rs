@@ -40,6 +40,8 @@ pub(crate) enum SubstError {
     },
     #[error("`{}` (from `${{{kind}:…}}`) is not valid UTF-8", path.display())]
     FileNotUnicode { kind: &'static str, path: PathBuf },
+    #[error("`{}` (from `${{{kind}:…}}`) is larger than {} bytes; a secret or a setting never is (a device or a log file?)", path.display(), MAX_SUBSTITUTED_FILE_BYTES)]
+    FileTooLarge { kind: &'static str, path: PathBuf },
     #[error("empty name in `${{{kind}:}}`")]
     Empty { kind: String },
     #[error(
@@ -149,14 +151,32 @@ impl Substitutor<'_> {
     }
 }
 
+/// The most a `${file:…}` or `${cred:…}` reference reads. A path to a
+/// device (`/dev/zero`) or a growing log must not make loading a
+/// configuration read without end.
+const MAX_SUBSTITUTED_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads a file whose content replaces a reference, minus one trailing
 /// newline (files written with `echo` end in one; secrets never do).
 fn read_secret_file(kind: &'static str, path: &Path) -> Result<String, SubstError> {
-    let bytes = std::fs::read(path).map_err(|error| SubstError::FileUnreadable {
+    use std::io::Read as _;
+    let unreadable = |error: std::io::Error| SubstError::FileUnreadable {
         kind,
         path: path.to_path_buf(),
         reason: error.to_string(),
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_SUBSTITUTED_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SUBSTITUTED_FILE_BYTES {
+        return Err(SubstError::FileTooLarge {
+            kind,
+            path: path.to_path_buf(),
+        });
+    }
     let mut text = String::from_utf8(bytes).map_err(|_| SubstError::FileNotUnicode {
         kind,
         path: path.to_path_buf(),
@@ -186,6 +206,17 @@ mod tests {
             env: &lookup,
             base_dir: &base,
         })
+    }
+
+    #[test]
+    fn a_file_reference_to_an_endless_file_is_refused_not_read_forever() {
+        with_env(&[], |s| {
+            let errors = s.apply("${file:/dev/zero}").unwrap_err();
+            assert!(
+                matches!(errors.as_slice(), [SubstError::FileTooLarge { .. }]),
+                "{errors:?}"
+            );
+        });
     }
 
     #[test]

@@ -33,7 +33,7 @@ use super::ack::AckTracker;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
-use crate::producer::{BatchAck, BatchHandle, Completion, Producer, TopicSender, Unsent};
+use crate::producer::{BatchAck, BatchHandle, Completion, Outcome, Producer, TopicSender, Unsent};
 use crate::serialize::RecordSerializer;
 use crate::status::SourceStatus;
 use tributary_plugin_sdk::dead_letter;
@@ -322,11 +322,10 @@ impl SourceThread {
             }
             Err(Unsent::Stopped { unsent }) => {
                 batch_handle.abandon(unsent);
-                self.abandon(rows);
                 Ok(false)
             }
             Err(Unsent::Refused { error, refused }) => {
-                Err(self.refused(batch_handle, rows, refused, error, &self.config.topic))
+                Err(self.refused(batch_handle, refused, error, &self.config.topic))
             }
         }
     }
@@ -444,31 +443,28 @@ impl SourceThread {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     if self.stop.is_cancelled() {
                         batch_handle.abandon(rows - index);
-                        self.abandon(rows);
                         return Ok(None);
                     }
                     record = r;
                     self.wait_for_queue_space();
                 }
                 Err((e, _)) => {
-                    return Err(self.refused(batch_handle, rows, rows - index, e, topic));
+                    return Err(self.refused(batch_handle, rows - index, e, topic));
                 }
             }
         }
     }
 
-    /// Gives up on a batch of `rows` of which the producer refused
-    /// `refused` records: counts them as failed and names the error.
+    /// Gives up on a batch of which the producer refused `refused` records:
+    /// counts them as failed and names the error.
     fn refused(
         &self,
         batch_handle: BatchHandle,
-        rows: usize,
         refused: usize,
         error: KafkaError,
         topic: &str,
     ) -> SourceError {
         batch_handle.abandon(refused);
-        self.abandon(rows);
         crate::metrics::global().records_failed(
             &self.config.name,
             crate::producer::kafka_error_class(&error),
@@ -480,15 +476,8 @@ impl SourceThread {
         }
     }
 
-    fn abandon(&self, rows: usize) {
-        lock(&self.shared.acks).outstanding -= 1;
-        self.status
-            .in_flight
-            .fetch_sub(rows as i64, Ordering::Relaxed);
-        self.shared.wake.notify_one();
-    }
-
-    /// What runs on librdkafka's thread when the batch's last report arrives.
+    /// What runs when the batch ends: on librdkafka's thread at its last
+    /// delivery report, or on this thread when the batch is abandoned.
     fn completion(&self, id: super::ack::BatchId, rows: usize, delivered: Delivered) -> Completion {
         let shared = self.shared.clone();
         let status = self.status.clone();
@@ -498,10 +487,10 @@ impl SourceThread {
         };
         let write_to_ack = self.write_to_ack.clone();
         let sent = std::time::Instant::now();
-        Box::new(move |error| {
+        Box::new(move |outcome| {
             status.in_flight.fetch_sub(rows as i64, Ordering::Relaxed);
-            match error {
-                None => {
+            match outcome {
+                Outcome::Delivered => {
                     write_to_ack.observe(sent.elapsed().as_secs_f64());
                     match &delivered {
                         Delivered::Records { rows, bytes } => {
@@ -531,7 +520,11 @@ impl SourceThread {
                         acks.changed.insert(partition);
                     }
                 }
-                Some(e) => {
+                // The sender gave up on the batch (and says why on its own
+                // path): it will never be acknowledged, and nobody waits
+                // for it.
+                Outcome::Abandoned => lock(&shared.acks).outstanding -= 1,
+                Outcome::Failed(e) => {
                     crate::metrics::global().records_failed(
                         &status.name,
                         crate::producer::kafka_error_class(&e),

@@ -404,7 +404,7 @@ mod tests {
 
     use super::*;
     use crate::config::KafkaConfig;
-    use crate::producer::{BatchAck, BatchHandle, Kafka};
+    use crate::producer::{BatchAck, BatchHandle, Kafka, Outcome};
 
     /// Records as (key, value).
     struct Rows(Vec<(Option<Vec<u8>>, Vec<u8>)>);
@@ -462,8 +462,11 @@ mod tests {
         let (done_tx, done_rx) = mpsc::channel();
         let batch = BatchHandle::new(BatchAck::new(
             rows.len(),
-            Box::new(move |error| {
-                let _ = done_tx.send(error.map(|e| e.to_string()));
+            Box::new(move |outcome| {
+                let _ = done_tx.send(match outcome {
+                    Outcome::Delivered => None,
+                    other => Some(format!("{other:?}")),
+                });
             }),
         ));
         let mut full = 0;

@@ -8,14 +8,28 @@
 //! batch. This costs one atomic decrement per record and one wake-up per
 //! batch, which is what lets the daemon keep up with `kcat`.
 
+use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rdkafka::error::KafkaError;
 
-/// What happens when every record of a batch has a delivery report:
-/// `None` when all were delivered, else the first error.
-pub type Completion = Box<dyn Fn(Option<KafkaError>) + Send + Sync>;
+/// How a batch ended; its completion sees exactly one.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every record was delivered.
+    Delivered,
+    /// At least one record failed; the first error.
+    Failed(KafkaError),
+    /// The sender gave up before handing every record to the producer (or
+    /// dropped its handle): the batch's checkpoint must never be committed.
+    Abandoned,
+}
+
+/// What runs once per batch with its [`Outcome`]: on librdkafka's delivery
+/// thread when the last report arrives, or on the sender's thread when it
+/// abandons the batch.
+pub type Completion = Box<dyn Fn(Outcome) + Send + Sync>;
 
 /// The shared state of one batch in flight.
 pub struct BatchAck {
@@ -23,8 +37,9 @@ pub struct BatchAck {
     /// record is handed to the producer, so an early report cannot complete
     /// a batch that is still being sent.
     remaining: AtomicUsize,
-    /// Set when the sender gave up half-way: the batch then frees itself
-    /// after its last report without completing.
+    /// Set when the sender gave up half-way: the completion has then run
+    /// with [`Outcome::Abandoned`], and the batch frees itself after its
+    /// last report without completing again.
     abandoned: AtomicBool,
     error: Mutex<Option<KafkaError>>,
     on_complete: Completion,
@@ -45,7 +60,13 @@ impl BatchAck {
 /// The sender's handle on a batch in flight. The batch lives on the heap
 /// until the count reaches zero; the handle's [`opaque`](Self::opaque) is
 /// what each record carries.
+///
+/// The sender ends it with [`sent_all`](Self::sent_all) or
+/// [`abandon`](Self::abandon). A handle dropped without either (an early
+/// return, a panic while sending) abandons the batch, so its source learns
+/// that the batch will never complete instead of waiting for it forever.
 #[derive(Debug)]
+#[must_use = "a batch handle must be ended with `sent_all` or `abandon`; dropping it abandons the batch"]
 pub struct BatchHandle(usize);
 
 impl BatchHandle {
@@ -61,20 +82,46 @@ impl BatchHandle {
 
     /// Every record was handed to the producer; releases the sender's hold.
     pub fn sent_all(self) {
+        let handle = ManuallyDrop::new(self);
         // SAFETY: the handle owns the sender's count, so the batch is alive.
-        unsafe { release(self.0, 1) };
+        unsafe { release(handle.0, 1) };
     }
 
     /// The sender gives up on the batch with `unsent` of its records never
-    /// accepted by the producer. The batch never completes (its checkpoint
-    /// is never committed); it frees itself after the reports of the
-    /// records that were accepted.
+    /// accepted by the producer. The completion runs now with
+    /// [`Outcome::Abandoned`] (the checkpoint is never committed); the batch
+    /// frees itself after the reports of the records that were accepted.
     pub fn abandon(self, unsent: usize) {
-        // SAFETY: the handle owns the sender's count, so the batch is alive.
+        let handle = ManuallyDrop::new(self);
+        handle.give_up();
+        // SAFETY: the handle owns the sender's count, so the batch is alive;
+        // the unsent records will never report.
+        unsafe { release(handle.0, unsent + 1) };
+    }
+
+    /// Marks the batch abandoned and runs its completion once.
+    fn give_up(&self) {
+        // SAFETY: the handle owns the sender's count, so the batch is alive;
+        // no report can take the count to zero while that count is held.
         let ack = unsafe { &*(self.0 as *const BatchAck) };
-        ack.abandoned.store(true, Ordering::Release);
-        // SAFETY: as above; the unsent records will never report.
-        unsafe { release(self.0, unsent + 1) };
+        if !ack.abandoned.swap(true, Ordering::AcqRel) {
+            (ack.on_complete)(Outcome::Abandoned);
+        }
+    }
+}
+
+impl Drop for BatchHandle {
+    /// Abandons the batch. How many of its records reached the producer is
+    /// not known here, so only the sender's own count is released: the
+    /// completion has run, nothing waits for the batch, and its allocation
+    /// stays (a bounded leak on a path that is a bug of the sender).
+    fn drop(&mut self) {
+        tracing::error!(
+            "A batch handle was dropped without being sent or abandoned; the batch is abandoned."
+        );
+        self.give_up();
+        // SAFETY: the handle owns the sender's count, so the batch is alive.
+        unsafe { release(self.0, 1) };
     }
 }
 
@@ -111,7 +158,7 @@ unsafe fn release(opaque: usize, n: usize) {
         let ack = unsafe { Box::from_raw(ptr) };
         if !ack.abandoned.load(Ordering::Acquire) {
             let error = ack.error.lock().unwrap_or_else(|p| p.into_inner()).take();
-            (ack.on_complete)(error);
+            (ack.on_complete)(error.map_or(Outcome::Delivered, Outcome::Failed));
         }
     }
 }
@@ -122,13 +169,14 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU32;
 
+    /// Calls of the completion, and the last outcome it saw.
     fn counting() -> (Arc<AtomicU32>, Arc<Mutex<Option<String>>>, Completion) {
         let calls = Arc::new(AtomicU32::new(0));
         let seen = Arc::new(Mutex::new(None));
         let (c, s) = (calls.clone(), seen.clone());
-        let completion: Completion = Box::new(move |e| {
+        let completion: Completion = Box::new(move |outcome| {
             c.fetch_add(1, Ordering::SeqCst);
-            *s.lock().unwrap() = e.map(|e| e.to_string());
+            *s.lock().unwrap() = Some(format!("{outcome:?}"));
         });
         (calls, seen, completion)
     }
@@ -149,7 +197,7 @@ mod tests {
         );
         batch.sent_all();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(*seen.lock().unwrap(), None);
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("Delivered"));
     }
 
     #[test]
@@ -164,15 +212,23 @@ mod tests {
             record_done(opaque, Ok(()));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert!(seen.lock().unwrap().is_some());
+        assert!(
+            seen.lock()
+                .unwrap()
+                .as_deref()
+                .is_some_and(|s| s.starts_with("Failed")),
+            "{seen:?}"
+        );
     }
 
     #[test]
-    fn abandoned_batch_never_completes_and_is_freed_after_its_reports() {
-        let (calls, _, completion) = counting();
+    fn abandoned_batch_reports_abandoned_once_and_is_freed_after_its_reports() {
+        let (calls, seen, completion) = counting();
         let batch = BatchHandle::new(BatchAck::new(5, completion));
         let opaque = batch.opaque();
         batch.abandon(3);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("Abandoned"));
         // SAFETY: the two records that were sent report once each; the
         // last one frees the batch (Miri or a sanitizer would flag a leak
         // or a use after free here).
@@ -180,7 +236,22 @@ mod tests {
             record_done(opaque, Ok(()));
             record_done(opaque, Ok(()));
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "completed again");
+    }
+
+    #[test]
+    fn a_dropped_handle_abandons_its_batch() {
+        let (calls, seen, completion) = counting();
+        let batch = BatchHandle::new(BatchAck::new(2, completion));
+        let opaque = batch.opaque();
+        // SAFETY: both records were handed over and report once each.
+        unsafe { record_done(opaque, Ok(())) };
+        drop(batch);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("Abandoned"));
+        // SAFETY: as above; this last report frees the batch.
+        unsafe { record_done(opaque, Ok(())) };
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "completed again");
     }
 
     #[test]

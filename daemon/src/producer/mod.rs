@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 pub use batch::{Records, TopicSender, Unsent};
 pub use delivery::record_done;
-pub(crate) use delivery::{BatchAck, BatchHandle, Completion};
+pub(crate) use delivery::{BatchAck, BatchHandle, Completion, Outcome};
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;

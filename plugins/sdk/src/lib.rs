@@ -62,7 +62,10 @@ macro_rules! export_plugin {
         ///
         /// # Safety
         /// Called by the host after `dlsym`; takes no arguments.
-        #[unsafe(no_mangle)]
+        // Fuzz targets link several plugin crates into one program, where
+        // one unmangled entry symbol per crate would clash; they call the
+        // crates' Rust APIs and never look the symbol up.
+        #[cfg_attr(not(fuzzing), unsafe(no_mangle))]
         pub unsafe extern "C" fn tributary_plugin_v1() -> *const $crate::abi::PluginDescriptor {
             $crate::export::entry::<__TributaryPlugin>()
         }

@@ -559,7 +559,7 @@ mod tests {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
             let dir = std::env::temp_dir().join(format!(
-                "tributary-csv-{label}-{}-{}",
+                "tributary-tables-{label}-{}-{}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ));

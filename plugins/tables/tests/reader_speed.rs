@@ -8,7 +8,7 @@
 //! something in an optimised build:
 //!
 //! ```text
-//! cargo test --release -p tributary-csv --test reader_speed -- --ignored --nocapture
+//! cargo test --release -p tributary-tables --test reader_speed -- --ignored --nocapture
 //! ```
 //!
 //! `TRIBUTARY_READER_ROWS` sets the row count (default 500 000).
@@ -18,10 +18,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tributary_csv::checkpoint::Checkpoint;
-use tributary_csv::config::{Config, Format};
-use tributary_csv::reader::csv::CsvReader;
-use tributary_csv::reader::{Chunk, TableReader};
+use tributary_tables::checkpoint::Checkpoint;
+use tributary_tables::config::{Config, Format};
+use tributary_tables::reader::csv::CsvReader;
+use tributary_tables::reader::{Chunk, TableReader};
 
 const STATUSES: [&str; 5] = ["new", "paid", "shipped", "delivered", "returned"];
 const CURRENCIES: [&str; 3] = ["EUR", "USD", "GBP"];

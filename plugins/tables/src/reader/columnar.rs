@@ -247,7 +247,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tributary-csv-col-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tributary-tables-col-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join(name)
     }

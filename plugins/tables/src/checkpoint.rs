@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn identity_follows_content_not_name() {
-        let dir = std::env::temp_dir().join(format!("tributary-csv-id-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tributary-tables-id-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b, c) = (dir.join("a.csv"), dir.join("b.csv"), dir.join("c.csv"));
         std::fs::write(&a, b"id\n1\n2\n").unwrap();

@@ -14,10 +14,10 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use serde_json::{Value, json};
-use tributary_csv::checkpoint::Checkpoint;
-use tributary_csv::{CsvSource, NdjsonSource};
 use tributary_plugin_sdk::dead_letter::is_dead_letter;
 use tributary_plugin_sdk::{CreateContext, Logger, Poll, Source};
+use tributary_tables::checkpoint::Checkpoint;
+use tributary_tables::{CsvSource, NdjsonSource};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
