@@ -271,6 +271,21 @@ fn plugins(args: &ConfigArgs, explicit: Vec<PathBuf>, action: PluginsAction) -> 
                 if !o.choices.is_empty() {
                     line.push_str(&format!(" one of {}", o.choices.join(" | ")));
                 }
+                let bound = |b: f64| {
+                    if o.kind == "integer" && b.fract() == 0.0 {
+                        format!("{}", b as i64)
+                    } else {
+                        format!("{b}")
+                    }
+                };
+                match (o.minimum, o.maximum) {
+                    (Some(lo), Some(hi)) => {
+                        line.push_str(&format!(" from {} to {}", bound(lo), bound(hi)))
+                    }
+                    (Some(lo), None) => line.push_str(&format!(" at least {}", bound(lo))),
+                    (None, Some(hi)) => line.push_str(&format!(" at most {}", bound(hi))),
+                    (None, None) => {}
+                }
                 writeln!(out, "{line}\n      {}", o.doc)?;
             }
         }

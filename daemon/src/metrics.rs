@@ -25,6 +25,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use rdkafka::statistics::Statistics;
+use tributary_plugin_sdk::ErrorCategory;
 
 use crate::status::{SourceState, SourceStatus};
 
@@ -69,6 +70,24 @@ pub mod error_class {
     ];
 }
 
+/// The daemon's own classes of source failures; the plugin ABI's error
+/// categories (`ErrorCategory::NAMES`) come before them.
+const DAEMON_FAILURE_CLASSES: [&str; 6] = [
+    "kafka",
+    "offsets",
+    error_class::SERIALIZE,
+    "dead_letter",
+    "hung",
+    error_class::OTHER,
+];
+
+/// Every class a source's failures are counted under.
+pub fn source_failure_classes() -> impl Iterator<Item = &'static str> {
+    ErrorCategory::NAMES
+        .into_iter()
+        .chain(DAEMON_FAILURE_CLASSES)
+}
+
 /// Distinct error classes a source may create series for; further ones are
 /// counted as [`error_class::OTHER`]. Dead-letter classes come from
 /// plugins, and a plugin bug must not be able to flood Prometheus.
@@ -83,6 +102,7 @@ pub struct Metrics {
     kafka: Arc<Mutex<Option<KafkaStats>>>,
     records_failed: IntCounterVec,
     records_dead_lettered: IntCounterVec,
+    source_failures: IntCounterVec,
     write_to_ack: HistogramVec,
     reloads: IntCounter,
     reload_failures: IntCounter,
@@ -126,6 +146,17 @@ impl Metrics {
             &["source", "error_class"],
         )
         .expect("static metric options are valid");
+        let source_failures = IntCounterVec::new(
+            Opts::new(
+                "tributary_source_failures_total",
+                "Runs of a source that ended in an error, by error class: the plugin's \
+                 category (internal, io, timeout, not_found, invalid_data, invalid_config, \
+                 unauthorized) or the daemon's (kafka, offsets, serialize, dead_letter, hung). \
+                 The last three plugin categories are permanent and leave the source failed.",
+            ),
+            &["source", "error_class"],
+        )
+        .expect("static metric options are valid");
         let write_to_ack = HistogramVec::new(
             HistogramOpts::new(
                 "tributary_source_write_to_ack_seconds",
@@ -157,6 +188,7 @@ impl Metrics {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(records_failed.clone()),
             Box::new(records_dead_lettered.clone()),
+            Box::new(source_failures.clone()),
             Box::new(write_to_ack.clone()),
             Box::new(reloads.clone()),
             Box::new(reload_failures.clone()),
@@ -177,6 +209,7 @@ impl Metrics {
             kafka,
             records_failed,
             records_dead_lettered,
+            source_failures,
             write_to_ack,
             reloads,
             reload_failures,
@@ -241,6 +274,22 @@ impl Metrics {
                 .records_dead_lettered
                 .remove_label_values(&[name, class]);
         }
+        for class in source_failure_classes() {
+            let _ = self.source_failures.remove_label_values(&[name, class]);
+        }
+    }
+
+    /// Counts a run of `source` that ended in an error of `error_class`
+    /// (one of [`source_failure_classes`]; anything else counts as `other`).
+    pub fn source_failed(&self, source: &str, error_class: &str) {
+        let class = if source_failure_classes().any(|c| c == error_class) {
+            error_class
+        } else {
+            error_class::OTHER
+        };
+        self.source_failures
+            .with_label_values(&[source, class])
+            .inc();
     }
 
     /// Counts `n` records of `source` that failed with `error_class` (one of

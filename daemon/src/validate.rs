@@ -32,6 +32,8 @@ pub fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<Con
             kind: &o.kind,
             required: o.required,
             choices: &o.choices,
+            minimum: o.minimum,
+            maximum: o.maximum,
         })
         .collect();
     let mut errors = config::check_plugin_options(source, &schema);

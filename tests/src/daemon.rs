@@ -130,6 +130,23 @@ impl Drop for Daemon {
     }
 }
 
+/// Runs `tributary run --config <config> --exit-when-finished`: the daemon
+/// as a batch job, which must end by itself within `timeout`.
+///
+/// # Panics
+/// As [`run_cli`], if it does not end in time.
+pub fn run_until_finished(config: &std::path::Path, timeout: Duration) -> Output {
+    run_cli(
+        &[
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--exit-when-finished".as_ref(),
+        ],
+        timeout,
+    )
+}
+
 /// Runs a one-shot `tributary <args>` (e.g. `validate --config x`) and returns
 /// its output.
 ///

@@ -48,7 +48,7 @@ pub use broker::{
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
-pub use daemon::{Daemon, run_cli};
+pub use daemon::{Daemon, run_cli, run_until_finished};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
 pub use kafka::{
     KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,
@@ -57,7 +57,7 @@ pub use logs::{LineWriter, Logrotate, append, append_seqs, logfile_source, seq_l
 pub use oracle::{
     MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
 };
-pub use paths::{daemon_bin, plugin_lib, target_dir};
+pub use paths::{build_c_plugin, daemon_bin, plugin_lib, repo_root, target_dir};
 pub use process::log_tail;
 pub use prometheus::{PROMETHEUS_BIN_ENV, Prometheus, prometheus_bin, promtool_bin};
 pub use tempdir::{KEEP_ENV, TempDir};

@@ -5,7 +5,7 @@
 //! rather than from a hard-coded `target/debug`: `cargo test --release` then
 //! exercises the release build without any extra configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `target/<profile>`, the directory holding the daemon binary and the plugin
 /// cdylibs of the profile the tests were built with.
@@ -54,4 +54,43 @@ pub fn daemon_bin() -> PathBuf {
 /// want a path that is absent.
 pub fn plugin_lib(name: &str) -> PathBuf {
     target_dir().join(format!("lib{name}.so"))
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf()
+}
+
+/// Compiles the C file `source` into `dir/libtributary_<name>.so` against
+/// the SDK's header only, with warnings as errors, as a plugin author would
+/// (`$CC`, else `cc`).
+///
+/// # Panics
+/// If the compiler fails; its output is in the message.
+pub fn build_c_plugin(source: &Path, dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create the plugin directory");
+    let out = dir.join(format!("libtributary_{name}.so"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let result = std::process::Command::new(&cc)
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-O2",
+        ])
+        .arg("-I")
+        .arg(repo_root().join("plugins/sdk/include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(source)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cc}: {e}"));
+    assert!(
+        result.status.success(),
+        "{cc} failed on {}:\n{}{}",
+        source.display(),
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out
 }

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use super::{ConfigError, SourceConfig, source_key, source_label};
 
 /// One option a plugin declares, borrowed from the plugin's descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptionSchema<'a> {
     /// The key in the `[[source]]` table.
     pub name: &'a str,
@@ -21,11 +21,39 @@ pub struct OptionSchema<'a> {
     pub required: bool,
     /// Allowed values of a string option; empty means any.
     pub choices: &'a [String],
+    /// The smallest accepted value of a number option.
+    pub minimum: Option<f64>,
+    /// The largest accepted value of a number option.
+    pub maximum: Option<f64>,
+}
+
+impl OptionSchema<'_> {
+    /// Whether a number is inside the declared range.
+    fn in_range(&self, n: f64) -> bool {
+        self.minimum.is_none_or(|lo| n >= lo) && self.maximum.is_none_or(|hi| n <= hi)
+    }
+
+    /// The declared range in words, for a number option that has one.
+    fn range(&self) -> Option<String> {
+        let show = |b: f64| {
+            if self.kind == "integer" && b.fract() == 0.0 {
+                format!("{}", b as i64)
+            } else {
+                format!("{b}")
+            }
+        };
+        match (self.minimum, self.maximum) {
+            (Some(lo), Some(hi)) => Some(format!("from {} to {}", show(lo), show(hi))),
+            (Some(lo), None) => Some(format!("of at least {}", show(lo))),
+            (None, Some(hi)) => Some(format!("of at most {}", show(hi))),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Checks one source's plugin options against the plugin's declared options:
 /// unknown options (listing the known ones), wrong kinds, missing required
-/// options, and strings outside `choices`. Returns every problem, ordered by
+/// options, strings outside `choices` and numbers outside their range. Returns every problem, ordered by
 /// position in the file.
 pub fn check_plugin_options(
     source: &SourceConfig,
@@ -89,6 +117,15 @@ pub fn check_plugin_options(
                 at(option),
                 key,
                 format!("expected one of: {}", declared.choices.join(", ")),
+            ));
+        } else if let Json::Number(n) = value
+            && let Some(range) = declared.range()
+            && !n.as_f64().is_some_and(|n| declared.in_range(n))
+        {
+            errors.push(ConfigError::new(
+                at(option),
+                key,
+                format!("expected {expected} {range}"),
             ));
         }
     }
@@ -157,24 +194,32 @@ mod tests {
                 kind: "float",
                 required: true,
                 choices: &[],
+                minimum: None,
+                maximum: None,
             },
             OptionSchema {
                 name: "count",
                 kind: "integer",
                 required: false,
                 choices: &[],
+                minimum: Some(1.0),
+                maximum: Some(10.0),
             },
             OptionSchema {
                 name: "mode",
                 kind: "string",
                 required: false,
                 choices,
+                minimum: None,
+                maximum: None,
             },
             OptionSchema {
                 name: "path",
                 kind: "string",
                 required: true,
                 choices: &[],
+                minimum: None,
+                maximum: None,
             },
         ]
     }
@@ -204,6 +249,25 @@ mod tests {
                 "/t.toml:7:1: `source[orders].mode`: expected one of: fast, slow",
                 "/t.toml:8:1: `source[orders].ratee`: unknown option for plugin `datagen`; known options: rate_per_sec, count, mode, path",
             ]
+        );
+    }
+
+    #[test]
+    fn numbers_outside_their_declared_range_are_refused_without_echoing_them() {
+        let errors = check(
+            "rate_per_sec = 5\npath = \"/x\"\ncount = 11\n",
+            &schema(&[]),
+        );
+        assert_eq!(
+            errors,
+            ["/t.toml:7:1: `source[orders].count`: expected an integer from 1 to 10"]
+        );
+        assert!(
+            check(
+                "rate_per_sec = 5\npath = \"/x\"\ncount = 10\n",
+                &schema(&[])
+            )
+            .is_empty()
         );
     }
 
@@ -246,6 +310,8 @@ mod tests {
             kind: "duration",
             required: false,
             choices: &[],
+            minimum: None,
+            maximum: None,
         }];
         let errors = check("x = 1\n", &schema);
         assert_eq!(

@@ -431,12 +431,16 @@ key = 5
                 kind: "integer",
                 required: false,
                 choices: &[],
+                minimum: None,
+                maximum: None,
             },
             OptionSchema {
                 name: "mode",
                 kind: "string",
                 required: false,
                 choices: &[],
+                minimum: None,
+                maximum: None,
             },
         ];
         let errors: Vec<String> = check_plugin_options(&config.sources[0], &schema)

@@ -17,6 +17,7 @@ pub use supervisor::{
     ControlError, KafkaCheck, Readiness, ReloadError, ReloadSummary, SourceView, Supervisor,
 };
 
+use crate::metrics;
 use crate::offsets::OffsetError;
 use crate::plugin::PluginError;
 use crate::producer::{Kafka, ProducerError};
@@ -70,20 +71,35 @@ pub enum SourceError {
         "the plugin returned rows for the dead-letter topic, but the source has no `dead_letter_topic`"
     )]
     NoDeadLetterTopic,
-    /// A dead-letter batch without the columns the SDK defines.
-    #[error(
-        "the plugin returned a dead-letter batch whose column `{column}` is missing, has nulls, or has the wrong type"
-    )]
-    MalformedDeadLetters {
-        /// The column at fault.
-        column: String,
-    },
     /// A task or thread of the daemon itself failed.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl SourceError {
+    /// Whether restarting the source would only repeat the error: the
+    /// plugin said its input or options are wrong for good (a binary file
+    /// where text was expected, permission denied). Such a source stays
+    /// `failed` until its configuration changes or an operator restarts it.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SourceError::Plugin(e) if e.is_permanent())
+    }
+
+    /// A bounded class for the `error_class` label of source failures.
+    pub fn class(&self) -> &'static str {
+        match self {
+            SourceError::Plugin(e) => tributary_plugin_sdk::abi::category_name(e.category()),
+            SourceError::Offsets(_) => "offsets",
+            SourceError::Serialize(_) => crate::metrics::error_class::SERIALIZE,
+            SourceError::Topic(_) | SourceError::Produce { .. } | SourceError::Delivery { .. } => {
+                "kafka"
+            }
+            SourceError::Hung { .. } => "hung",
+            SourceError::NoDeadLetterTopic => "dead_letter",
+            SourceError::Internal(_) => "internal",
+        }
+    }
+
     /// Whether the error means the producer instance itself is unusable, so
     /// every later send on it would fail the same way: the broker fenced or
     /// forgot its producer id, or librdkafka raised a fatal error.
@@ -230,7 +246,21 @@ pub async fn supervise(
                 tracing::info!("Source stopped.");
                 return;
             }
+            Err(e) if e.is_permanent() => {
+                status.set_state(SourceState::Failed);
+                status.set_error(e.to_string());
+                metrics::global().source_failed(&status.name, e.class());
+                tracing::error!(
+                    error = %e,
+                    error_class = e.class(),
+                    "Source failed and is not restarted: the error will not go away by \
+                     retrying. Fix the input or the configuration, then reload or restart \
+                     the source (POST /api/v1/sources/<name>/restart)."
+                );
+                return;
+            }
             Err(e) => {
+                metrics::global().source_failed(&status.name, e.class());
                 if started.elapsed() >= BACKOFF_RESET_AFTER {
                     backoff = BACKOFF_INITIAL;
                 }

@@ -2,13 +2,18 @@
 //! and an async task that commits what Kafka acknowledged.
 //!
 //! ```text
-//!  plugin thread                               librdkafka thread
-//!  ─────────────                               ─────────────────
-//!  poll() ─► serialise ─► register batch ─► send records ─► delivery reports
-//!      ▲                   (AckTracker)                      │ last report of a batch:
-//!      │                                                     ▼ AckTracker::ack → state
+//!  plugin thread                                    librdkafka thread
+//!  ─────────────                                    ─────────────────
+//!  poll() ─► serialise ──► register batch ─► send ─► delivery reports
+//!            (records, or   (AckTracker)     (TopicSender)  │ last report of a batch:
+//!             dead letters)                                 ▼ AckTracker::ack → state
+//!      ▲
 //!      └── committed(partition, checkpoint) ◄── commit task: write state every interval
 //! ```
+//!
+//! Every batch walks these stages once, in this order: a dead-letter batch
+//! differs only in how it is serialised (`serialize::DeadLetterRecords`)
+//! and in the topic its sender writes to.
 //!
 //! The plugin is only called from its thread. A checkpoint enters `state`
 //! only when every record of its batch and of all earlier batches of the
@@ -20,11 +25,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use arrow_array::{Array, BinaryArray, RecordBatch, StringArray, UInt64Array};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer as _};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::Producer as _;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -33,10 +35,11 @@ use super::ack::AckTracker;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
-use crate::producer::{BatchAck, BatchHandle, Completion, Outcome, Producer, TopicSender, Unsent};
-use crate::serialize::RecordSerializer;
+use crate::producer::{
+    BatchAck, BatchHandle, Completion, Outcome, Producer, Records, TopicSender, Unsent,
+};
+use crate::serialize::{self, DeadLetterRecords, RecordSerializer};
 use crate::status::SourceStatus;
-use tributary_plugin_sdk::dead_letter;
 
 /// How long one `poll` may wait; also how quickly a stop is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -246,12 +249,15 @@ impl SourceThread {
         serializer: &RecordSerializer,
         notices: &Notices,
     ) -> Result<RunEnd, SourceError> {
-        let mut sender = TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
-            SourceError::Produce {
-                topic: self.config.topic.clone(),
-                source: e,
-            }
-        })?;
+        let mut senders = Senders {
+            records: TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
+                SourceError::Produce {
+                    topic: self.config.topic.clone(),
+                    source: e,
+                }
+            })?,
+            dead_letters: None,
+        };
         loop {
             self.status.beat();
             while let Ok((partition, checkpoint)) = notices.try_recv() {
@@ -264,7 +270,7 @@ impl SourceThread {
                 PollOutcome::Idle => {}
                 PollOutcome::Finished => return Ok(RunEnd::Finished),
                 PollOutcome::Batch(batch) => {
-                    if !self.send_batch(batch, serializer, &mut sender)? {
+                    if !self.send_batch(batch, serializer, &mut senders)? {
                         return Ok(RunEnd::Stopped);
                     }
                 }
@@ -272,15 +278,14 @@ impl SourceThread {
         }
     }
 
-    /// Registers a batch and hands its records to the producer. Returns
-    /// `false` when stopped while the producer queue was full; the batch is
-    /// then abandoned: it never completes, so its checkpoint is never
-    /// committed and its rows are read again after restart.
+    /// Serialises a polled batch (rows into records, or dead letters into
+    /// raw records with error headers) and hands it to the producer.
+    /// Returns `false` when stopped while the producer queue was full.
     fn send_batch(
         &self,
         batch: Polled,
         serializer: &RecordSerializer,
-        sender: &mut TopicSender,
+        senders: &mut Senders,
     ) -> Result<bool, SourceError> {
         let rows = batch.records.num_rows();
         self.status
@@ -292,8 +297,24 @@ impl SourceThread {
                 .lag
                 .store(i64::try_from(lag).unwrap_or(i64::MAX), Ordering::Relaxed);
         }
-        if dead_letter::is_dead_letter(batch.records.schema_ref()) {
-            return self.send_dead_letters(batch);
+        if serialize::is_dead_letter(&batch.records) {
+            let letters = DeadLetterRecords::from_batch(&batch.records, &self.config.name)?;
+            let sender = senders.dead_letters(&self.producer, &self.config)?;
+            // One line per batch, not per row: a file of bad rows must not
+            // flood the journal. Every row's details travel in its headers.
+            if !letters.is_empty() {
+                tracing::warn!(
+                    rows = letters.len(),
+                    topic = %sender.name(),
+                    class = letters.class(0),
+                    file = letters.file(0),
+                    line = letters.line(0),
+                    error = letters.message(0),
+                    "Rows sent to the dead-letter topic; the first is shown."
+                );
+            }
+            let delivered = Delivered::DeadLetters(letters.classes());
+            return self.send_records(&batch, &letters, delivered, sender);
         }
         let serialized = match serializer.serialize(&batch.records) {
             Ok(s) => s,
@@ -307,8 +328,24 @@ impl SourceThread {
             }
         };
         let bytes = serialized.values.len() as u64;
-        let batch_handle = self.register(&batch, Delivered::Records { rows, bytes });
-        let sent = sender.send(&serialized, batch_handle.opaque(), || {
+        let delivered = Delivered::Records { rows, bytes };
+        self.send_records(&batch, &serialized, delivered, &mut senders.records)
+    }
+
+    /// Registers a batch with the ack tracker and hands its records to
+    /// `sender`. Returns `false` when stopped while the producer queue was
+    /// full; the batch is then abandoned: it never completes, so its
+    /// checkpoint is never committed and its rows are read again after
+    /// restart.
+    fn send_records(
+        &self,
+        batch: &Polled,
+        records: &impl Records,
+        delivered: Delivered,
+        sender: &mut TopicSender,
+    ) -> Result<bool, SourceError> {
+        let batch_handle = self.register(batch, delivered);
+        let sent = sender.send(records, batch_handle.opaque(), || {
             if self.stop.is_cancelled() {
                 return false;
             }
@@ -325,7 +362,7 @@ impl SourceThread {
                 Ok(false)
             }
             Err(Unsent::Refused { error, refused }) => {
-                Err(self.refused(batch_handle, refused, error, &self.config.topic))
+                Err(self.refused(batch_handle, refused, error, sender.name()))
             }
         }
     }
@@ -348,64 +385,6 @@ impl SourceThread {
         }
     }
 
-    /// Sends the raw rows of a dead-letter batch to the dead-letter topic,
-    /// with headers naming the error, through the same ordered
-    /// acknowledgement: the checkpoint after a bad row is committed only
-    /// once its dead-letter record is acknowledged.
-    fn send_dead_letters(&self, batch: Polled) -> Result<bool, SourceError> {
-        let Some(topic) = self.config.dead_letter_topic.as_deref() else {
-            return Err(SourceError::NoDeadLetterTopic);
-        };
-        let letters = DeadLetters::from_batch(&batch.records)?;
-        let rows = letters.raw.len();
-        let mut classes: Vec<(String, u64)> = Vec::new();
-        for i in 0..rows {
-            let class = letters.class.value(i);
-            match classes.iter_mut().find(|(c, _)| c == class) {
-                Some((_, n)) => *n += 1,
-                None => classes.push((class.to_owned(), 1)),
-            }
-        }
-        // One line per batch, not per row: a file of bad rows must not
-        // flood the journal. Every row's details travel in its headers.
-        if rows > 0 {
-            tracing::warn!(
-                rows,
-                topic,
-                class = letters.class.value(0),
-                file = letters.file.value(0),
-                line = letters.line.value(0),
-                error = letters.message.value(0),
-                "Rows sent to the dead-letter topic; the first is shown."
-            );
-        }
-        let mut batch_handle = self.register(&batch, Delivered::DeadLetters(classes));
-        for i in 0..rows {
-            let line = letters.line.value(i).to_string();
-            let headers = OwnedHeaders::new_with_capacity(5)
-                .insert(header(
-                    dead_letter::header::ERROR_CLASS,
-                    letters.class.value(i),
-                ))
-                .insert(header(
-                    dead_letter::header::ERROR_MESSAGE,
-                    letters.message.value(i),
-                ))
-                .insert(header(dead_letter::header::FILE, letters.file.value(i)))
-                .insert(header(dead_letter::header::LINE, &line))
-                .insert(header(dead_letter::header::SOURCE, &self.config.name));
-            let record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, batch_handle.opaque())
-                .payload(letters.raw.value(i))
-                .headers(headers);
-            let Some(handle) = self.send_record(record, batch_handle, rows, i, topic)? else {
-                return Ok(false);
-            };
-            batch_handle = handle;
-        }
-        batch_handle.sent_all();
-        Ok(true)
-    }
-
     /// Registers a polled batch with the ack tracker and counts its rows in
     /// flight.
     fn register(&self, batch: &Polled, delivered: Delivered) -> BatchHandle {
@@ -420,39 +399,6 @@ impl SourceThread {
             .in_flight
             .fetch_add(rows as i64, Ordering::Relaxed);
         BatchHandle::new(BatchAck::new(rows, self.completion(id, rows, delivered)))
-    }
-
-    /// Hands record `index` of a batch of `rows` to the producer, waiting
-    /// for queue space, and gives the batch back. On `None` (stopped while
-    /// waiting) or an error the batch is abandoned.
-    fn send_record<K, P>(
-        &self,
-        mut record: BaseRecord<'_, K, P, usize>,
-        batch_handle: BatchHandle,
-        rows: usize,
-        index: usize,
-        topic: &str,
-    ) -> Result<Option<BatchHandle>, SourceError>
-    where
-        K: rdkafka::message::ToBytes + ?Sized,
-        P: rdkafka::message::ToBytes + ?Sized,
-    {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(Some(batch_handle)),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    if self.stop.is_cancelled() {
-                        batch_handle.abandon(rows - index);
-                        return Ok(None);
-                    }
-                    record = r;
-                    self.wait_for_queue_space();
-                }
-                Err((e, _)) => {
-                    return Err(self.refused(batch_handle, rows - index, e, topic));
-                }
-            }
-        }
     }
 
     /// Gives up on a batch of which the producer refused `refused` records:
@@ -542,6 +488,34 @@ impl SourceThread {
     }
 }
 
+/// The source's topic handles: its own topic, and its dead-letter topic
+/// once a dead letter arrives.
+struct Senders {
+    records: TopicSender,
+    dead_letters: Option<TopicSender>,
+}
+
+impl Senders {
+    fn dead_letters(
+        &mut self,
+        producer: &Producer,
+        config: &SourceConfig,
+    ) -> Result<&mut TopicSender, SourceError> {
+        let Some(topic) = config.dead_letter_topic.as_deref() else {
+            return Err(SourceError::NoDeadLetterTopic);
+        };
+        if self.dead_letters.is_none() {
+            let sender = TopicSender::new(producer, topic).map_err(|e| SourceError::Produce {
+                topic: topic.to_owned(),
+                source: e,
+            })?;
+            self.dead_letters = Some(sender);
+        }
+        // Set just above when it was empty.
+        Ok(self.dead_letters.as_mut().expect("created above"))
+    }
+}
+
 /// What a batch's acknowledgement counts as.
 #[derive(Debug)]
 enum Delivered {
@@ -549,47 +523,6 @@ enum Delivered {
     Records { rows: usize, bytes: u64 },
     /// Dead letters, counted per error class.
     DeadLetters(Vec<(String, u64)>),
-}
-
-/// The columns of a dead-letter batch, checked.
-struct DeadLetters<'a> {
-    raw: &'a BinaryArray,
-    class: &'a StringArray,
-    message: &'a StringArray,
-    file: &'a StringArray,
-    line: &'a UInt64Array,
-}
-
-impl<'a> DeadLetters<'a> {
-    fn from_batch(batch: &'a RecordBatch) -> Result<Self, SourceError> {
-        fn column<'b, T: 'static>(
-            batch: &'b RecordBatch,
-            name: &str,
-        ) -> Result<&'b T, SourceError> {
-            batch
-                .column_by_name(name)
-                .filter(|c| c.null_count() == 0)
-                .and_then(|c| c.as_any().downcast_ref::<T>())
-                .ok_or_else(|| SourceError::MalformedDeadLetters {
-                    column: name.to_owned(),
-                })
-        }
-        use dead_letter::column;
-        Ok(DeadLetters {
-            raw: column(batch, column::RAW)?,
-            class: column(batch, column::ERROR_CLASS)?,
-            message: column(batch, column::ERROR_MESSAGE)?,
-            file: column(batch, column::FILE)?,
-            line: column(batch, column::LINE)?,
-        })
-    }
-}
-
-fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
-    Header {
-        key,
-        value: Some(value),
-    }
 }
 
 /// Commits delivered checkpoints every interval until the plugin loop has

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{Array, RecordBatch, StructArray};
+use tributary_plugin_sdk::OptionKind;
 use tributary_plugin_sdk::abi::{
-    self, BytesRef, CheckpointRef, CreateArgs, OwnedBytes, PolledBatch, StrRef,
+    self, BytesRef, CheckpointRef, CreateArgs, ErrorInfo, OptionValue, OwnedBytes, PolledBatch,
+    StrRef,
 };
 
-use super::{LoadedPlugin, PluginError};
+use super::{LoadedPlugin, OptionInfo, PluginError, SourceTypeInfo};
 
 /// A batch received from a plugin, converted to Rust ownership.
 #[derive(Debug)]
@@ -44,34 +46,120 @@ pub struct PluginConfigIssue {
     pub message: String,
 }
 
-/// Forwards plugin log messages into `tracing`, inside the caller's span
-/// (plugin calls happen on the source's own thread, which has entered the
-/// source's span).
-unsafe extern "C" fn log_bridge(level: u32, message: StrRef) {
+/// What the log callback is given back: the source the instance serves,
+/// so a message from a plugin's own thread still names it.
+#[derive(Debug)]
+struct LogContext {
+    source: String,
+}
+
+/// Forwards plugin log messages into `tracing`. Calls from the source's
+/// own thread are already inside its span; calls from a plugin's other
+/// threads get one from the context.
+unsafe extern "C" fn log_bridge(context: *mut c_void, level: u32, message: StrRef) {
     // SAFETY: borrowed for the duration of the call per the ABI.
     let Ok(msg) = (unsafe { message.as_str() }) else {
         return;
     };
-    match level {
+    let emit = || match level {
         abi::LOG_ERROR => tracing::error!(target: "tributary::plugin", "{msg}"),
         abi::LOG_WARN => tracing::warn!(target: "tributary::plugin", "{msg}"),
         abi::LOG_INFO => tracing::info!(target: "tributary::plugin", "{msg}"),
         _ => tracing::debug!(target: "tributary::plugin", "{msg}"),
+    };
+    if context.is_null() || !tracing::Span::current().is_none() {
+        emit();
+        return;
     }
+    // SAFETY: the host passes a `LogContext` that outlives the instance.
+    let ctx = unsafe { &*context.cast::<LogContext>() };
+    tracing::info_span!("source", source = %ctx.source).in_scope(emit);
 }
 
 /// Borrowed arguments kept alive while a `CreateArgs` points into them.
 struct ArgsHolder<'a> {
     refs: Vec<CheckpointRef>,
+    /// Owned text of the option values (their heap buffers do not move).
+    _texts: Vec<String>,
+    values: Vec<OptionValue>,
     args: CreateArgs,
     _borrow: std::marker::PhantomData<&'a ()>,
 }
 
+/// Every declared option of the type, typed, with its default applied: what
+/// a plugin that does not parse JSON reads. The config was checked against
+/// the declarations before; a value that still does not fit is passed as
+/// absent rather than misread.
+fn option_values(
+    declared: &[OptionInfo],
+    config_json: &str,
+) -> (Vec<String>, Vec<(Option<usize>, OptionValue)>) {
+    let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
+    let mut texts = Vec::new();
+    let mut values = Vec::new();
+    for o in declared {
+        let value = config
+            .get(&o.name)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .or_else(|| {
+                o.default
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+            });
+        let mut v = OptionValue {
+            name: StrRef::new(""),
+            kind: o.kind_code,
+            present: false,
+            boolean: false,
+            integer: 0,
+            number: 0.0,
+            text: StrRef::new(""),
+        };
+        let kind = OptionKind::from_code(o.kind_code);
+        match (kind, value) {
+            (Some(OptionKind::Integer), Some(serde_json::Value::Number(n))) if n.is_i64() => {
+                v.integer = n.as_i64().unwrap_or_default();
+                v.number = v.integer as f64;
+                v.present = true;
+            }
+            (Some(OptionKind::Float), Some(serde_json::Value::Number(n))) => {
+                v.number = n.as_f64().unwrap_or_default();
+                v.present = true;
+            }
+            (Some(OptionKind::Boolean), Some(serde_json::Value::Bool(b))) => {
+                v.boolean = b;
+                v.present = true;
+            }
+            (Some(OptionKind::String), Some(serde_json::Value::String(t))) => {
+                texts.push(t);
+                v.present = true;
+            }
+            (Some(OptionKind::Array | OptionKind::Table), Some(j))
+                if j.is_array() || j.is_object() =>
+            {
+                texts.push(j.to_string());
+                v.present = true;
+            }
+            _ => {}
+        }
+        let has_text = v.present
+            && matches!(
+                kind,
+                Some(OptionKind::String | OptionKind::Array | OptionKind::Table)
+            );
+        values.push((has_text.then(|| texts.len() - 1), v));
+    }
+    (texts, values)
+}
+
 fn make_args<'a>(
+    info: Option<&SourceTypeInfo>,
     source_type: &'a str,
     source_name: &'a str,
     config_json: &'a str,
     checkpoints: &'a [(Vec<u8>, Vec<u8>)],
+    log_context: *mut c_void,
 ) -> Box<ArgsHolder<'a>> {
     let refs: Vec<CheckpointRef> = checkpoints
         .iter()
@@ -80,24 +168,48 @@ fn make_args<'a>(
             checkpoint: BytesRef::new(c),
         })
         .collect();
+    let declared = info.map_or(&[][..], |i| i.options.as_slice());
+    let (texts, numbered) = option_values(declared, config_json);
+    let values: Vec<OptionValue> = numbered
+        .into_iter()
+        .zip(declared)
+        .map(|((text, mut v), o)| {
+            v.name = StrRef::new(&o.name);
+            if let Some(i) = text {
+                v.text = StrRef::new(&texts[i]);
+            }
+            v
+        })
+        .collect();
     let mut holder = Box::new(ArgsHolder {
         args: CreateArgs {
             struct_size: size_of::<CreateArgs>() as u32,
             source_type: StrRef::new(source_type),
             source_name: StrRef::new(source_name),
             config_json: StrRef::new(config_json),
+            options: std::ptr::null(),
+            options_len: values.len(),
             checkpoints: std::ptr::null(),
             checkpoints_len: refs.len(),
             log: Some(log_bridge),
+            log_context,
         },
         refs,
+        _texts: texts,
+        values,
         _borrow: std::marker::PhantomData,
     });
     holder.args.checkpoints = holder.refs.as_ptr();
+    holder.args.options = holder.values.as_ptr();
     holder
 }
 
 impl LoadedPlugin {
+    /// The declaration of one of the library's source types.
+    pub fn source_type(&self, name: &str) -> Option<&SourceTypeInfo> {
+        self.source_types.iter().find(|t| t.name == name)
+    }
+
     /// Runs the plugin's own checks on a source's options.
     pub fn validate(
         &self,
@@ -105,7 +217,17 @@ impl LoadedPlugin {
         source_name: &str,
         config_json: &str,
     ) -> Vec<PluginConfigIssue> {
-        let holder = make_args(source_type, source_name, config_json, &[]);
+        let mut context = LogContext {
+            source: source_name.to_owned(),
+        };
+        let holder = make_args(
+            self.source_type(source_type),
+            source_type,
+            source_name,
+            config_json,
+            &[],
+            std::ptr::from_mut(&mut context).cast(),
+        );
         let mut err = OwnedBytes::empty();
         // SAFETY: arguments follow the ABI and outlive the call.
         let status = unsafe { (self.vtable.validate)(&holder.args, &mut err) };
@@ -140,6 +262,8 @@ impl LoadedPlugin {
 pub struct PluginInstance {
     plugin: Arc<LoadedPlugin>,
     ptr: *mut c_void,
+    /// Given to the plugin's log callback; dropped after the instance.
+    _log_context: Box<LogContext>,
     /// Set after a panic: the instance may be inconsistent and is only
     /// destroyed.
     poisoned: bool,
@@ -154,17 +278,32 @@ impl PluginInstance {
         config_json: &str,
         checkpoints: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Self, PluginError> {
-        let holder = make_args(source_type, source_name, config_json, checkpoints);
+        let mut log_context = Box::new(LogContext {
+            source: source_name.to_owned(),
+        });
+        let holder = make_args(
+            plugin.source_type(source_type),
+            source_type,
+            source_name,
+            config_json,
+            checkpoints,
+            std::ptr::from_mut(log_context.as_mut()).cast(),
+        );
         let mut ptr: *mut c_void = std::ptr::null_mut();
-        let mut err = OwnedBytes::empty();
+        let mut err = ErrorInfo::empty();
         // SAFETY: arguments follow the ABI and outlive the call.
         let status = unsafe { (plugin.vtable.create)(&holder.args, &mut ptr, &mut err) };
         // SAFETY: the plugin filled `err` (or left it empty).
-        let message = String::from_utf8_lossy(&unsafe { err.take() }).into_owned();
+        let message = String::from_utf8_lossy(&unsafe { err.message.take() }).into_owned();
         if status != abi::STATUS_OK || ptr.is_null() {
             return Err(PluginError::Call {
                 plugin: plugin.name.clone(),
                 call: "create",
+                category: if status == abi::STATUS_PANIC {
+                    abi::ERROR_INTERNAL
+                } else {
+                    err.category
+                },
                 message: if message.is_empty() {
                     format!("status {status}")
                 } else {
@@ -175,16 +314,17 @@ impl PluginInstance {
         Ok(PluginInstance {
             plugin,
             ptr,
+            _log_context: log_context,
             poisoned: false,
         })
     }
 
     fn last_error(&self, call: &'static str, status: i32) -> PluginError {
-        let mut out = OwnedBytes::empty();
+        let mut out = ErrorInfo::empty();
         // SAFETY: `ptr` is a live instance on its own thread.
         unsafe { (self.plugin.vtable.last_error)(self.ptr, &mut out) };
         // SAFETY: the plugin filled `out` (or left it empty).
-        let message = String::from_utf8_lossy(&unsafe { out.take() }).into_owned();
+        let message = String::from_utf8_lossy(&unsafe { out.message.take() }).into_owned();
         let message = if message.is_empty() {
             format!("status {status}")
         } else {
@@ -200,6 +340,7 @@ impl PluginInstance {
             PluginError::Call {
                 plugin: self.plugin.name.clone(),
                 call,
+                category: out.category,
                 message,
             }
         }
@@ -231,15 +372,18 @@ impl PluginInstance {
         PluginError::Call {
             plugin: self.plugin.name.clone(),
             call,
+            category: abi::ERROR_INTERNAL,
             message: "the instance panicked earlier and is no longer called".into(),
         }
     }
 
     /// Converts the plugin's Arrow C structs into a validated `RecordBatch`.
     fn import(&self, mut out: PolledBatch) -> Result<Polled, PluginError> {
+        // A malformed batch is a plugin bug, not bad input: internal.
         let bad = |message: String| PluginError::Call {
             plugin: self.plugin.name.clone(),
             call: "poll",
+            category: abi::ERROR_INTERNAL,
             message,
         };
         // SAFETY: both came from the plugin and are released by their own callbacks.

@@ -4,17 +4,20 @@ use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tributary_plugin_sdk::OptionKind;
 use tributary_plugin_sdk::abi::{self, ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, EntryFn};
 
 use super::PluginError;
 
 /// One option of a source type, copied out of the library's descriptor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OptionInfo {
     /// The key in the `[[source]]` table.
     pub name: String,
     /// `string`, `integer`, `float`, `boolean`, `array` or `table`.
     pub kind: String,
+    /// The `OPTION_*` code of `kind`, passed back with each value.
+    pub kind_code: u32,
     /// The default as a TOML literal.
     pub default: Option<String>,
     /// What the option does.
@@ -23,6 +26,10 @@ pub struct OptionInfo {
     pub choices: Vec<String>,
     /// Whether the key must be present.
     pub required: bool,
+    /// The smallest accepted value of a number option.
+    pub minimum: Option<f64>,
+    /// The largest accepted value of a number option.
+    pub maximum: Option<f64>,
 }
 
 /// A source type offered by a loaded library.
@@ -34,7 +41,7 @@ pub struct SourceTypeInfo {
     pub description: String,
     /// The accepted options.
     pub options: Vec<OptionInfo>,
-    /// The key column used when a source sets no `key` (ABI 1.1).
+    /// The key column used when a source sets no `key`.
     pub default_key: Option<String>,
 }
 
@@ -115,6 +122,18 @@ unsafe fn text(p: *const c_char) -> String {
     }
 }
 
+/// # Safety
+/// `ptr` must be null or point to `len` valid entries that live as long as
+/// the library.
+unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: non-null with `len` entries per the caller.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
 /// Loads one library and checks its ABI.
 pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
     check_permissions(path)?;
@@ -153,69 +172,91 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
             host: (ABI_MAJOR, ABI_MINOR),
         });
     }
-    // Every field this host reads exists in 1.0; fields appended by later
-    // minors are read only when `size` covers them.
-    if (size as usize) < abi::DESCRIPTOR_SIZE_V1_0 {
+    // Every field this host reads exists in 2.0; fields appended by later
+    // minors are not read.
+    if (size as usize) < size_of::<abi::PluginDescriptor>() {
         return Err(PluginError::BadDescriptor {
             path: path.to_path_buf(),
             message: format!(
                 "descriptor is {size} bytes, ABI {ABI_MAJOR}.0 has {}",
-                abi::DESCRIPTOR_SIZE_V1_0
+                size_of::<abi::PluginDescriptor>()
             ),
         });
     }
     // SAFETY: same major and large enough: the layout is ours.
     let desc = unsafe { &*desc_ptr };
+    let bad = |message: String| PluginError::BadDescriptor {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut source_types = Vec::new();
     // SAFETY: the descriptor's arrays and strings live as long as the library.
-    unsafe {
-        let types = if desc.source_types.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(desc.source_types, desc.source_types_len)
-        };
-        for t in types {
-            let opts = if t.options.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(t.options, t.options_len)
+    let types = unsafe { slice(desc.source_types, desc.source_types_len) };
+    for t in types {
+        if (t.struct_size as usize) < size_of::<abi::SourceTypeDescriptor>() {
+            return Err(bad(format!(
+                "a source type entry is {} bytes",
+                t.struct_size
+            )));
+        }
+        // SAFETY: as above.
+        let opts = unsafe { slice(t.options, t.options_len) };
+        let mut options = Vec::new();
+        for o in opts {
+            // SAFETY: as above.
+            let name = unsafe { text(o.name) };
+            if (o.struct_size as usize) < size_of::<abi::OptionDescriptor>() {
+                return Err(bad(format!(
+                    "option `{name}`: entry is {} bytes",
+                    o.struct_size
+                )));
+            }
+            let Some(kind) = OptionKind::from_code(o.kind) else {
+                return Err(bad(format!(
+                    "option `{name}`: unknown type code {}",
+                    o.kind
+                )));
             };
-            source_types.push(SourceTypeInfo {
-                name: text(t.name),
-                description: text(t.description),
-                options: opts
+            let bound = |p: *const c_char, which: &str| -> Result<Option<f64>, PluginError> {
+                if p.is_null() {
+                    return Ok(None);
+                }
+                // SAFETY: as above.
+                let literal = unsafe { text(p) };
+                literal.parse::<f64>().map(Some).map_err(|_| {
+                    bad(format!(
+                        "option `{name}`: {which} `{literal}` is not a number"
+                    ))
+                })
+            };
+            options.push(OptionInfo {
+                kind: kind.as_str().to_owned(),
+                kind_code: o.kind,
+                // SAFETY: as above.
+                default: (!o.default_value.is_null()).then(|| unsafe { text(o.default_value) }),
+                // SAFETY: as above.
+                doc: unsafe { text(o.doc) },
+                // SAFETY: as above.
+                choices: unsafe { slice(o.choices, o.choices_len) }
                     .iter()
-                    .map(|o| OptionInfo {
-                        name: text(o.name),
-                        kind: text(o.kind),
-                        default: (!o.default_value.is_null()).then(|| text(o.default_value)),
-                        doc: text(o.doc),
-                        choices: if o.choices.is_null() {
-                            Vec::new()
-                        } else {
-                            text(o.choices).split('|').map(str::to_owned).collect()
-                        },
-                        required: o.required,
-                    })
+                    // SAFETY: as above.
+                    .map(|c| unsafe { text(*c) })
                     .collect(),
-                default_key: None,
+                required: o.required,
+                minimum: bound(o.minimum, "minimum")?,
+                maximum: bound(o.maximum, "maximum")?,
+                name,
             });
         }
-        // Fields of 1.1 exist only when the descriptor is large enough.
-        let has_extras = size as usize >= size_of::<abi::PluginDescriptor>()
-            && !desc.source_type_extras.is_null();
-        if has_extras {
-            let extras = std::slice::from_raw_parts(desc.source_type_extras, types.len());
-            for (info, extra) in source_types.iter_mut().zip(extras) {
-                if extra.is_null() {
-                    continue;
-                }
-                let size = (**extra).struct_size as usize;
-                if size >= size_of::<abi::SourceTypeExtras>() && !(**extra).default_key.is_null() {
-                    info.default_key = Some(text((**extra).default_key));
-                }
-            }
-        }
+        source_types.push(SourceTypeInfo {
+            // SAFETY: as above.
+            name: unsafe { text(t.name) },
+            // SAFETY: as above.
+            description: unsafe { text(t.description) },
+            options,
+            // SAFETY: as above.
+            default_key: (!t.default_key.is_null()).then(|| unsafe { text(t.default_key) }),
+        });
     }
     let plugin = LoadedPlugin {
         path: path.to_path_buf(),

@@ -36,8 +36,8 @@ pub enum PluginError {
     /// The library was built against another major version of the ABI.
     #[error(
         "{}: plugin ABI {}.{} is not compatible with this daemon's ABI {}.{} \
-         (the major versions must match); rebuild the plugin against this SDK",
-        path.display(), plugin.0, plugin.1, host.0, host.1
+         (the major versions must match); {}",
+        path.display(), plugin.0, plugin.1, host.0, host.1, rebuild_hint(plugin.0, host.0)
     )]
     AbiMismatch {
         /// The file.
@@ -89,6 +89,8 @@ pub enum PluginError {
         plugin: String,
         /// The entry point.
         call: &'static str,
+        /// The plugin's `ERROR_*` category.
+        category: u32,
         /// The plugin's message.
         message: String,
     },
@@ -102,6 +104,33 @@ pub enum PluginError {
         /// The panic message.
         message: String,
     },
+}
+
+/// What to do about a plugin of another ABI major.
+fn rebuild_hint(plugin: u32, host: u32) -> &'static str {
+    if plugin < host {
+        "rebuild it against this release: a Rust plugin with `tributary-plugin-sdk` 2 (options \
+         are now read from `CreateContext::options`, errors carry a category), a C plugin \
+         with this release's `tributary_plugin.h`; see docs/plugins.md"
+    } else {
+        "the plugin is newer than this daemon: upgrade tributary or use a plugin built for \
+         this release"
+    }
+}
+
+impl PluginError {
+    /// The `ERROR_*` category of a failed call; a panic is internal.
+    pub fn category(&self) -> u32 {
+        match self {
+            PluginError::Call { category, .. } => *category,
+            _ => tributary_plugin_sdk::abi::ERROR_INTERNAL,
+        }
+    }
+
+    /// Whether restarting the source would only repeat the error.
+    pub fn is_permanent(&self) -> bool {
+        tributary_plugin_sdk::abi::is_permanent(self.category())
+    }
 }
 
 /// All loaded plugins, by the source types they provide.

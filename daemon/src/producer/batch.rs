@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer as _;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use super::Producer;
@@ -67,6 +68,37 @@ pub trait Records {
     fn value(&self, i: usize) -> &[u8];
     /// Record `i`'s key, if any.
     fn key(&self, i: usize) -> Option<&[u8]>;
+    /// Whether the records carry headers. `rd_kafka_produce_batch` has no
+    /// headers, so such records are handed over one at a time.
+    fn has_headers(&self) -> bool {
+        false
+    }
+    /// Record `i`'s headers.
+    fn headers(&self, _i: usize) -> Option<OwnedHeaders> {
+        None
+    }
+}
+
+impl Records for crate::serialize::DeadLetterRecords {
+    fn len(&self) -> usize {
+        crate::serialize::DeadLetterRecords::len(self)
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        self.raw(i)
+    }
+
+    fn key(&self, _i: usize) -> Option<&[u8]> {
+        None
+    }
+
+    fn has_headers(&self) -> bool {
+        true
+    }
+
+    fn headers(&self, i: usize) -> Option<OwnedHeaders> {
+        Some(crate::serialize::DeadLetterRecords::headers(self, i))
+    }
 }
 
 impl Records for crate::serialize::Serialized {
@@ -139,6 +171,11 @@ impl std::fmt::Debug for TopicSender {
 }
 
 impl TopicSender {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A handle on `topic` for `producer`.
     pub fn new(producer: &Producer, topic: &str) -> Result<Self, KafkaError> {
         let name = CString::new(topic).map_err(KafkaError::from)?;
@@ -226,6 +263,9 @@ impl TopicSender {
     ) -> Result<(), Unsent> {
         if records.is_empty() {
             return Ok(());
+        }
+        if records.has_headers() {
+            return self.send_each(records, opaque, wait);
         }
         let count = records.len();
         if let Partitioning::ConsistentRandom { refreshed, .. } = &self.partitioning
@@ -325,6 +365,47 @@ impl TopicSender {
                 m.err = RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR;
             }
         }
+    }
+
+    /// Hands records over one `rd_kafka_producev` call at a time, for
+    /// records with headers, with the same contract as [`TopicSender::send`]:
+    /// what was taken is a prefix, a full queue waits, another refusal ends
+    /// the call.
+    fn send_each(
+        &self,
+        records: &impl Records,
+        opaque: usize,
+        mut wait: impl FnMut() -> bool,
+    ) -> Result<(), Unsent> {
+        let count = records.len();
+        for i in 0..count {
+            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.name, opaque)
+                .payload(records.value(i));
+            if let Some(key) = records.key(i) {
+                record = record.key(key);
+            }
+            if let Some(headers) = records.headers(i) {
+                record = record.headers(headers);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        if !wait() {
+                            return Err(Unsent::Stopped { unsent: count - i });
+                        }
+                        record = r;
+                    }
+                    Err((error, _)) => {
+                        return Err(Unsent::Refused {
+                            error,
+                            refused: count - i,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fills the descriptors grouped by partition (a counting sort, stable,

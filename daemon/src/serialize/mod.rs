@@ -4,6 +4,7 @@
 //! row, so sending a record borrows a slice instead of allocating per row
 //! (librdkafka copies the payload into its own queue anyway).
 
+mod dead_letter;
 mod json;
 
 use std::ops::Range;
@@ -19,6 +20,8 @@ use arrow_schema::DataType;
 use arrow_schema::{ArrowError, FieldRef, TimeUnit};
 
 use crate::config::Format;
+
+pub use dead_letter::{DeadLetterRecords, is_dead_letter};
 
 /// Errors while serialising a batch.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,14 @@ pub enum SerializeError {
     /// Arrow could not encode a column.
     #[error("cannot serialise a batch: {0}")]
     Arrow(#[from] ArrowError),
+    /// A dead-letter batch without the columns the SDK defines.
+    #[error(
+        "the plugin returned a dead-letter batch whose column `{column}` is missing, has nulls, or has the wrong type"
+    )]
+    MalformedDeadLetters {
+        /// The column at fault.
+        column: String,
+    },
 }
 
 /// The serialised rows of one batch.

@@ -1,8 +1,8 @@
-//! The `datagen` options: their declaration and the checks that turn the
-//! host's JSON into a [`Config`].
+//! The `datagen` options: declared once in [`options`], read back typed
+//! from the [`Options`] the SDK checked against that declaration.
 
-use serde_json::{Map, Value};
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object, unknown_options};
+use serde_json::Value;
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, Options};
 
 use crate::generate::Kind;
 
@@ -14,11 +14,6 @@ pub const MAX_BATCH_SIZE: i64 = 1_000_000;
 pub const MAX_RATE_PER_SEC: i64 = 1_000_000_000;
 /// The largest accepted `customers` pool.
 pub const MAX_CUSTOMERS: i64 = 1_000_000_000;
-
-// Defaults, repeated as TOML literals in `options()`.
-const DEFAULT_RATE_PER_SEC: u64 = 1000;
-const DEFAULT_BATCH_SIZE: u64 = 1000;
-const DEFAULT_CUSTOMERS: u64 = 1000;
 
 /// The options, as `tributary plugins describe datagen` shows them.
 pub fn options() -> Vec<OptionSpec> {
@@ -37,14 +32,16 @@ pub fn options() -> Vec<OptionSpec> {
             Some("1000"),
             "Rows per second, paced smoothly from the first poll; 0 generates as fast as \
              the daemon takes them.",
-        ),
+        )
+        .range(0.0, MAX_RATE_PER_SEC as f64),
         OptionSpec::new(
             "batch_size",
             OptionKind::Integer,
             Some("1000"),
-            "Most rows per batch (1 to 1000000). At low rates batches are smaller so rows \
-             still flow every few milliseconds.",
-        ),
+            "Most rows per batch. At low rates batches are smaller so rows still flow every \
+             few milliseconds.",
+        )
+        .range(1.0, MAX_BATCH_SIZE as f64),
         OptionSpec::new(
             "seed",
             OptionKind::Integer,
@@ -58,13 +55,15 @@ pub fn options() -> Vec<OptionSpec> {
             None,
             "Total rows to generate, counting rows produced before a restart; the source \
              finishes once `seq` reaches it. Without it the source is endless.",
-        ),
+        )
+        .at_least(0.0),
         OptionSpec::new(
             "customers",
             OptionKind::Integer,
             Some("1000"),
             "Size of the pool customer and user ids are drawn from (orders, clicks, logs).",
-        ),
+        )
+        .range(1.0, MAX_CUSTOMERS as f64),
     ]
 }
 
@@ -86,86 +85,34 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and checks the options, reporting every problem, not the first.
-    pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
-        let obj = options_object(config)?;
-        let known: Vec<&str> = options().iter().map(|o| o.name).collect();
-        let mut issues = unknown_options(obj, &known);
-
-        let kind = match obj.get("kind") {
-            None | Some(Value::Null) => Kind::Orders,
-            Some(Value::String(s)) => Kind::parse(s).unwrap_or_else(|| {
-                issues.push(ConfigIssue::key(
-                    "kind",
-                    format!("expected one of {}, got \"{s}\"", Kind::NAMES.join(", ")),
-                ));
-                Kind::Orders
-            }),
-            Some(other) => {
-                issues.push(ConfigIssue::key(
-                    "kind",
-                    format!(
-                        "expected a string ({}), got {other}",
-                        Kind::NAMES.join(", ")
-                    ),
-                ));
-                Kind::Orders
-            }
-        };
-        // Each reader records an issue and yields `None` for a bad value; the
-        // values are only used when no issue was recorded.
-        let mut int = |key: &str, min: i64, max: i64, what: &str| {
-            integer(obj, key, min, max, what, &mut issues)
-        };
-        let rate_per_sec = int(
-            "rate_per_sec",
-            0,
-            MAX_RATE_PER_SEC,
-            "rows per second, 0 for unlimited",
-        );
-        let batch_size = int("batch_size", 1, MAX_BATCH_SIZE, "rows per batch");
-        let seed = int("seed", i64::MIN, i64::MAX, "the generator's seed");
-        let count = int("count", 0, i64::MAX, "total number of rows");
-        let customers = int("customers", 1, MAX_CUSTOMERS, "size of the customer pool");
-        if !issues.is_empty() {
-            return Err(issues);
-        }
+    /// Reads the options. Names, types, ranges and choices were checked
+    /// against [`options`], and every option but `count` has a default, so
+    /// nothing here can fail except through a declaration bug, which is
+    /// reported rather than papered over.
+    pub fn from_options(o: &Options) -> Result<Config, Vec<ConfigIssue>> {
+        let missing = |key: &str| ConfigIssue::key(key, "declared with a default but absent");
+        let int = |key: &str| o.integer(key).ok_or_else(|| vec![missing(key)]);
+        let kind = o
+            .string("kind")
+            .and_then(Kind::parse)
+            .ok_or_else(|| vec![missing("kind")])?;
         Ok(Config {
             kind,
-            rate_per_sec: rate_per_sec.map_or(DEFAULT_RATE_PER_SEC, i64::unsigned_abs),
-            batch_size: batch_size.map_or(DEFAULT_BATCH_SIZE, i64::unsigned_abs),
+            // Non-negative by their declared ranges.
+            rate_per_sec: int("rate_per_sec")?.unsigned_abs(),
+            batch_size: int("batch_size")?.unsigned_abs(),
             // Negative seeds are as good as any: keep their bits.
-            seed: seed.map_or(0, |s| s as u64),
-            count: count.map(i64::unsigned_abs),
-            customers: customers.map_or(DEFAULT_CUSTOMERS, i64::unsigned_abs),
+            seed: int("seed")? as u64,
+            count: o.integer("count").map(i64::unsigned_abs),
+            customers: int("customers")?.unsigned_abs(),
         })
     }
-}
 
-/// Reads integer option `key`, if present; records an issue and returns
-/// `None` when it is not an integer in `min..=max`.
-fn integer(
-    obj: &Map<String, Value>,
-    key: &str,
-    min: i64,
-    max: i64,
-    what: &str,
-    issues: &mut Vec<ConfigIssue>,
-) -> Option<i64> {
-    let value = obj.get(key).filter(|v| !v.is_null())?;
-    if let Some(v) = value.as_i64().filter(|v| (min..=max).contains(v)) {
-        return Some(v);
+    /// Checks `config` against the declarations and reads it.
+    pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
+        let (checked, declared) = Options::check(&options(), config);
+        Options::merge(declared, Config::from_options(&checked))
     }
-    let expected = match (min, max) {
-        (i64::MIN, i64::MAX) => "an integer".to_owned(),
-        (min, i64::MAX) => format!("an integer of at least {min}"),
-        (min, max) => format!("an integer from {min} to {max}"),
-    };
-    issues.push(ConfigIssue::key(
-        key,
-        format!("expected {expected} ({what}), got {value}"),
-    ));
-    None
 }
 
 #[cfg(test)]
@@ -228,7 +175,7 @@ mod tests {
         let issues = Config::from_json(&json!({"batch_size": 0})).unwrap_err();
         assert_eq!(
             issues[0].message,
-            "expected an integer from 1 to 1000000 (rows per batch), got 0"
+            "expected an integer from 1 to 1000000, got 0"
         );
     }
 

@@ -19,9 +19,8 @@ pub mod pacing;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use tributary_plugin_sdk::{
-    Batch, ConfigIssue, CreateContext, Error, OptionSpec, Poll, Source, SourceType,
+    Batch, ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::config::Config;
@@ -94,7 +93,7 @@ pub fn resume_seq(checkpoints: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, Error> {
     let mut next = 0;
     for (partition, checkpoint) in checkpoints.iter().filter(|(p, _)| p == PARTITION) {
         let bytes: [u8; 8] = checkpoint.as_slice().try_into().map_err(|_| {
-            Error::new(format!(
+            Error::invalid_data(format!(
                 "the checkpoint of partition `{}` is {} bytes, expected 8 (the next seq as a \
                  little-endian u64); refusing to guess where to resume",
                 String::from_utf8_lossy(partition),
@@ -113,12 +112,12 @@ fn now_millis() -> i64 {
 }
 
 impl Source for Generator {
-    fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        Config::from_json(config).map(|_| ())
+    fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>> {
+        Config::from_options(options).map(|_| ())
     }
 
     fn create(ctx: CreateContext) -> Result<Self, Error> {
-        let config = Config::from_json(&ctx.config).map_err(Error::from)?;
+        let config = Config::from_options(&ctx.options).map_err(Error::from)?;
         let next_seq = resume_seq(&ctx.checkpoints)?;
         for (partition, _) in ctx.checkpoints.iter().filter(|(p, _)| p != PARTITION) {
             ctx.log.warn(&format!(
@@ -183,11 +182,14 @@ mod tests {
     use tributary_plugin_sdk::Logger;
 
     use super::*;
+    use serde_json::Value;
 
     fn create(config: Value, checkpoints: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Generator, Error> {
+        let options = tributary_plugin_sdk::Options::parse(&config::options(), &config)
+            .map_err(Error::from)?;
         Generator::create(CreateContext {
             source_name: "test".into(),
-            config,
+            options,
             checkpoints,
             log: Logger::none(),
         })
@@ -298,8 +300,11 @@ mod tests {
     fn malformed_checkpoint_is_rejected() {
         for bad in [vec![], vec![1, 2, 3], vec![0; 9]] {
             let err = create(json!({}), vec![(b"seq".to_vec(), bad.clone())]).unwrap_err();
-            assert!(err.0.contains("expected 8"), "{err}");
-            assert!(err.0.contains(&format!("is {} bytes", bad.len())), "{err}");
+            assert!(err.message().contains("expected 8"), "{err}");
+            assert!(
+                err.message().contains(&format!("is {} bytes", bad.len())),
+                "{err}"
+            );
         }
         // Checkpoints of other partitions are not ours and do not matter.
         let g = create(json!({}), vec![(b"other".to_vec(), vec![1])]).unwrap();
@@ -309,12 +314,13 @@ mod tests {
     #[test]
     fn invalid_options_fail_validate_and_create() {
         let bad = json!({"rate_per_sec": -10, "batch_size": 0});
-        let issues = Generator::validate(&bad).unwrap_err();
+        let issues = Options::parse(&config::options(), &bad).unwrap_err();
         let keys: Vec<_> = issues.iter().filter_map(|i| i.key.as_deref()).collect();
         assert_eq!(keys, ["rate_per_sec", "batch_size"]);
         let err = create(bad, vec![]).unwrap_err();
-        assert!(err.0.contains("`batch_size`"), "{err}");
-        assert!(Generator::validate(&json!({"kind": "clicks", "count": 10})).is_ok());
+        assert!(err.message().contains("`batch_size`"), "{err}");
+        let good = Options::parse(&config::options(), &json!({"kind": "clicks", "count": 10}));
+        assert!(Generator::validate(&good.unwrap()).is_ok());
     }
 
     #[test]

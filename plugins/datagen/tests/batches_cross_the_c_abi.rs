@@ -8,8 +8,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{Array, StructArray};
 use tributary_plugin_sdk::abi::{
-    ABI_MAJOR, BytesRef, CheckpointRef, CreateArgs, OwnedBytes, PluginDescriptor, PolledBatch,
-    STATUS_ERROR, STATUS_FINISHED, STATUS_OK, StrRef,
+    ABI_MAJOR, BytesRef, CheckpointRef, CreateArgs, ERROR_INVALID_DATA, ErrorInfo,
+    PluginDescriptor, PolledBatch, STATUS_ERROR, STATUS_FINISHED, STATUS_OK, StrRef,
 };
 
 fn descriptor() -> &'static PluginDescriptor {
@@ -24,9 +24,12 @@ fn args<'a>(config: &'a str, checkpoints: &'a [CheckpointRef]) -> CreateArgs {
         source_type: StrRef::new("datagen"),
         source_name: StrRef::new("orders-test"),
         config_json: StrRef::new(config),
+        options: std::ptr::null(),
+        options_len: 0,
         checkpoints: checkpoints.as_ptr(),
         checkpoints_len: checkpoints.len(),
         log: None,
+        log_context: std::ptr::null_mut(),
     }
 }
 
@@ -46,10 +49,12 @@ fn batches_cross_the_c_abi() {
     }];
     let args = args(config, &checkpoints);
     let mut instance: *mut c_void = std::ptr::null_mut();
-    let mut error = OwnedBytes::empty();
+    let mut error = ErrorInfo::empty();
     // SAFETY: valid arguments and out-parameters for the duration of the call.
     let status = unsafe { (d.create)(&args, &mut instance, &mut error) };
     assert_eq!(status, STATUS_OK);
+    // SAFETY: nothing was written on success; releasing an empty value is a no-op.
+    drop(unsafe { error.message.take() });
 
     let mut seqs = Vec::new();
     loop {
@@ -86,12 +91,15 @@ fn a_malformed_checkpoint_fails_create_with_a_message() {
     }];
     let args = args("{}", &checkpoints);
     let mut instance: *mut c_void = std::ptr::null_mut();
-    let mut error = OwnedBytes::empty();
+    let mut error = ErrorInfo::empty();
     // SAFETY: valid arguments and out-parameters for the duration of the call.
     let status = unsafe { (d.create)(&args, &mut instance, &mut error) };
     assert_eq!(status, STATUS_ERROR);
     assert!(instance.is_null());
     // SAFETY: the plugin wrote the message with its release callback.
-    let message = String::from_utf8(unsafe { error.take() }).unwrap();
+    let message = String::from_utf8(unsafe { error.message.take() }).unwrap();
     assert!(message.contains("is 3 bytes, expected 8"), "{message}");
+    // A checkpoint that cannot be read stays unreadable: restarting the
+    // source would only repeat the error.
+    assert_eq!(error.category, ERROR_INVALID_DATA);
 }

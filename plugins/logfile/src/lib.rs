@@ -19,9 +19,8 @@ pub mod watch;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tributary_plugin_sdk::{
-    ConfigIssue, CreateContext, Error, OptionSpec, Poll, Source, SourceType,
+    ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::config::Config;
@@ -34,12 +33,12 @@ pub struct LogFile {
 }
 
 impl Source for LogFile {
-    fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        Config::from_json(config).map(|_| ())
+    fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>> {
+        Config::from_options(options).map(|_| ())
     }
 
     fn create(ctx: CreateContext) -> Result<Self, Error> {
-        let config = Config::from_json(&ctx.config).map_err(Error::from)?;
+        let config = Config::from_options(&ctx.options).map_err(Error::from)?;
         Ok(LogFile {
             tailer: Tailer::new(config, &ctx.checkpoints, ctx.log),
         })

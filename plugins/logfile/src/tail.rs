@@ -1400,6 +1400,6 @@ mod tests {
         assert_eq!(first.partition, STARTED_PARTITION);
         assert!(matches!(t.poll(QUIET), Ok(Some(_))));
         let e = t.poll(QUIET).unwrap_err();
-        assert!(e.0.contains("a.log: the line at byte 11"), "{e}");
+        assert!(e.message().contains("a.log: the line at byte 11"), "{e}");
     }
 }

@@ -13,12 +13,11 @@ use arrow_array::{Array, StructArray};
 use serde_json::Value;
 
 use crate::abi::{
-    self, CheckpointRef, CreateArgs, OptionDescriptor, OwnedBytes, PluginDescriptor, PolledBatch,
-    SourceTypeDescriptor, SourceTypeExtras,
+    self, CheckpointRef, CreateArgs, ErrorInfo, OptionDescriptor, OwnedBytes, PluginDescriptor,
+    PolledBatch, SourceTypeDescriptor,
 };
-use crate::source::{
-    Batch, ConfigIssue, CreateContext, Error, Logger, OptionSpec, Poll, Source, SourceType,
-};
+use crate::options::{OptionSpec, Options};
+use crate::source::{Batch, ConfigIssue, CreateContext, Error, Logger, Poll, Source, SourceType};
 
 /// Implemented by the unit type that `export_plugin!` generates, so the
 /// generic entry points can reach the library's one [`Exported`] table.
@@ -51,7 +50,7 @@ pub struct Registration {
     description: &'static str,
     default_key: Option<&'static str>,
     options: Vec<OptionSpec>,
-    validate: fn(&Value) -> Result<(), Vec<ConfigIssue>>,
+    validate: fn(&Options) -> Result<(), Vec<ConfigIssue>>,
     create: CreateDyn,
 }
 
@@ -83,10 +82,9 @@ pub struct Exported {
     // Owned storage behind the raw pointers in `descriptor`. Heap buffers do
     // not move when `Exported` does, so the pointers stay valid.
     _strings: Vec<CString>,
+    _choices: Vec<Vec<*const std::ffi::c_char>>,
     _options: Vec<Vec<OptionDescriptor>>,
     _types: Vec<SourceTypeDescriptor>,
-    _extras: Vec<SourceTypeExtras>,
-    _extra_ptrs: Vec<*const SourceTypeExtras>,
     descriptor: PluginDescriptor,
 }
 
@@ -120,43 +118,47 @@ impl Exported {
             strings.push(c);
             p
         };
+        let mut choices = Vec::new();
         let mut options = Vec::new();
         let mut types = Vec::new();
-        let mut extras = Vec::new();
         for reg in &registrations {
-            let opts: Vec<OptionDescriptor> = reg
-                .options
-                .iter()
-                .map(|o| OptionDescriptor {
+            let mut opts = Vec::new();
+            for o in &reg.options {
+                let list: Vec<*const std::ffi::c_char> =
+                    o.choices.iter().map(|c| cstr(c)).collect();
+                opts.push(OptionDescriptor {
+                    struct_size: size_of::<OptionDescriptor>() as u32,
+                    kind: o.kind.code(),
+                    required: o.required,
                     name: cstr(o.name),
-                    kind: cstr(o.kind.as_str()),
-                    default_value: o.default.map_or(std::ptr::null(), &mut cstr),
                     doc: cstr(o.doc),
-                    choices: if o.choices.is_empty() {
+                    default_value: o.default.map_or(std::ptr::null(), &mut cstr),
+                    // A Vec's heap buffer does not move when the Vec does.
+                    choices: if list.is_empty() {
                         std::ptr::null()
                     } else {
-                        cstr(&o.choices.join("|"))
+                        list.as_ptr()
                     },
-                    required: o.required,
-                })
-                .collect();
+                    choices_len: list.len(),
+                    minimum: o
+                        .minimum
+                        .map_or(std::ptr::null(), |b| cstr(&o.bound_literal(b))),
+                    maximum: o
+                        .maximum
+                        .map_or(std::ptr::null(), |b| cstr(&o.bound_literal(b))),
+                });
+                choices.push(list);
+            }
             types.push(SourceTypeDescriptor {
+                struct_size: size_of::<SourceTypeDescriptor>() as u32,
                 name: cstr(reg.name),
                 description: cstr(reg.description),
                 options: opts.as_ptr(),
                 options_len: opts.len(),
-            });
-            options.push(opts);
-            extras.push(SourceTypeExtras {
-                struct_size: size_of::<SourceTypeExtras>() as u32,
                 default_key: reg.default_key.map_or(std::ptr::null(), &mut cstr),
             });
+            options.push(opts);
         }
-        // `extras` is not touched again, so pointers into it stay valid.
-        let extra_ptrs: Vec<*const SourceTypeExtras> = extras
-            .iter()
-            .map(|e| e as *const SourceTypeExtras)
-            .collect();
         let descriptor = PluginDescriptor {
             abi_major: abi::ABI_MAJOR,
             abi_minor: abi::ABI_MINOR,
@@ -171,15 +173,13 @@ impl Exported {
             committed,
             last_error,
             destroy,
-            source_type_extras: extra_ptrs.as_ptr(),
         };
         Exported {
             registrations,
             _strings: strings,
+            _choices: choices,
             _options: options,
             _types: types,
-            _extras: extras,
-            _extra_ptrs: extra_ptrs,
             descriptor,
         }
     }
@@ -193,7 +193,9 @@ impl Exported {
         self.registrations
             .iter()
             .find(|r| r.name == source_type)
-            .ok_or_else(|| Error(format!("this library has no source type `{source_type}`")))
+            .ok_or_else(|| {
+                Error::invalid_config(format!("this library has no source type `{source_type}`"))
+            })
     }
 }
 
@@ -214,7 +216,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 struct ParsedArgs<'a> {
     source_type: &'a str,
-    ctx: CreateContext,
+    source_name: String,
+    config: Value,
+    checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
+    log: Logger,
 }
 
 /// # Safety
@@ -226,24 +231,24 @@ unsafe fn parse_args<'a>(args: *const CreateArgs) -> Result<ParsedArgs<'a>, Erro
     }
     // SAFETY: non-null and valid per the caller.
     let args = unsafe { &*args };
-    // An older host of the same major passes a shorter struct; only the 1.0
-    // fields are guaranteed, later ones must be checked against struct_size.
-    if (args.struct_size as usize) < abi::CREATE_ARGS_SIZE_V1_0 {
-        return Err(Error(format!(
-            "host passed CreateArgs of {} bytes, ABI 1.0 has {}",
+    // Every field this SDK reads exists in 2.0; a later minor only appends.
+    if (args.struct_size as usize) < size_of::<CreateArgs>() {
+        return Err(Error::new(format!(
+            "host passed CreateArgs of {} bytes, ABI {}.0 has {}",
             args.struct_size,
-            abi::CREATE_ARGS_SIZE_V1_0
+            abi::ABI_MAJOR,
+            size_of::<CreateArgs>()
         )));
     }
     let utf8 = |what: &str, s: abi::StrRef| {
         // SAFETY: borrowed for the call per the ABI.
-        unsafe { s.as_str() }.map_err(|e| Error(format!("{what} is not UTF-8: {e}")))
+        unsafe { s.as_str() }.map_err(|e| Error::new(format!("{what} is not UTF-8: {e}")))
     };
     let source_type = utf8("source type", args.source_type)?;
     let source_name = utf8("source name", args.source_name)?.to_owned();
     let config_text = utf8("config", args.config_json)?;
-    let config: Value =
-        serde_json::from_str(config_text).map_err(|e| Error(format!("config is not JSON: {e}")))?;
+    let config: Value = serde_json::from_str(config_text)
+        .map_err(|e| Error::new(format!("config is not JSON: {e}")))?;
     let checkpoints = if args.checkpoints.is_null() || args.checkpoints_len == 0 {
         Vec::new()
     } else {
@@ -262,12 +267,10 @@ unsafe fn parse_args<'a>(args: *const CreateArgs) -> Result<ParsedArgs<'a>, Erro
     };
     Ok(ParsedArgs {
         source_type,
-        ctx: CreateContext {
-            source_name,
-            config,
-            checkpoints,
-            log: Logger(args.log),
-        },
+        source_name,
+        config,
+        checkpoints,
+        log: Logger::new(args.log, args.log_context),
     })
 }
 
@@ -287,16 +290,17 @@ unsafe extern "C" fn validate<P: Plugin>(args: *const CreateArgs, error: *mut Ow
         let parsed = unsafe { parse_args(args) }.map_err(|e| {
             vec![ConfigIssue {
                 key: None,
-                message: e.0,
+                message: e.message().to_owned(),
             }]
         })?;
         let reg = P::exported().find(parsed.source_type).map_err(|e| {
             vec![ConfigIssue {
                 key: None,
-                message: e.0,
+                message: e.message().to_owned(),
             }]
         })?;
-        (reg.validate)(&parsed.ctx.config)
+        let (options, declared) = Options::check(&reg.options, &parsed.config);
+        Options::merge(declared, (reg.validate)(&options))
     }));
     let issues = match result {
         Ok(Ok(())) => return abi::STATUS_OK,
@@ -319,25 +323,51 @@ unsafe extern "C" fn validate<P: Plugin>(args: *const CreateArgs, error: *mut Ow
 
 struct Instance {
     source: Box<dyn DynSource>,
-    last_error: String,
+    last_error: Error,
+}
+
+/// # Safety
+/// `out` must be null or point to a writable [`ErrorInfo`] holding nothing
+/// to release.
+unsafe fn write_error(out: *mut ErrorInfo, error: &Error) {
+    if !out.is_null() {
+        // SAFETY: writable per the caller; the previous value is an empty
+        // placeholder owned by the host, so overwriting leaks nothing.
+        unsafe {
+            std::ptr::write(
+                out,
+                ErrorInfo {
+                    category: error.category().code(),
+                    message: OwnedBytes::from_vec(error.message().as_bytes().to_vec()),
+                },
+            )
+        };
+    }
 }
 
 unsafe extern "C" fn create<P: Plugin>(
     args: *const CreateArgs,
     instance: *mut *mut c_void,
-    error: *mut OwnedBytes,
+    error: *mut ErrorInfo,
 ) -> i32 {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the host passes valid arguments per the ABI.
         let parsed = unsafe { parse_args(args) }?;
         let reg = P::exported().find(parsed.source_type)?;
-        (reg.create)(parsed.ctx)
+        let (options, declared) = Options::check(&reg.options, &parsed.config);
+        Options::merge(declared, (reg.validate)(&options)).map_err(Error::from)?;
+        (reg.create)(CreateContext {
+            source_name: parsed.source_name,
+            options,
+            checkpoints: parsed.checkpoints,
+            log: parsed.log,
+        })
     }));
-    let message = match result {
+    let error_value = match result {
         Ok(Ok(source)) => {
             let boxed = Box::new(Instance {
                 source,
-                last_error: String::new(),
+                last_error: Error::new(""),
             });
             if instance.is_null() {
                 return abi::STATUS_ERROR;
@@ -346,14 +376,14 @@ unsafe extern "C" fn create<P: Plugin>(
             unsafe { *instance = Box::into_raw(boxed).cast() };
             return abi::STATUS_OK;
         }
-        Ok(Err(e)) => e.0,
-        Err(panic) => format!(
+        Ok(Err(e)) => e,
+        Err(panic) => Error::new(format!(
             "plugin panicked while creating the source: {}",
             panic_message(panic)
-        ),
+        )),
     };
     // SAFETY: `error` is the host's out-parameter.
-    unsafe { write_bytes(error, message.into_bytes()) };
+    unsafe { write_error(error, &error_value) };
     abi::STATUS_ERROR
 }
 
@@ -397,11 +427,12 @@ unsafe extern "C" fn poll(instance: *mut c_void, timeout_ms: u32, out: *mut Poll
     match result {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            inst.last_error = e.0;
+            inst.last_error = e;
             abi::STATUS_ERROR
         }
         Err(panic) => {
-            inst.last_error = format!("plugin panicked in poll: {}", panic_message(panic));
+            inst.last_error =
+                Error::new(format!("plugin panicked in poll: {}", panic_message(panic)));
             abi::STATUS_PANIC
         }
     }
@@ -425,24 +456,27 @@ unsafe extern "C" fn committed(
     match result {
         Ok(Ok(())) => abi::STATUS_OK,
         Ok(Err(e)) => {
-            inst.last_error = e.0;
+            inst.last_error = e;
             abi::STATUS_ERROR
         }
         Err(panic) => {
-            inst.last_error = format!("plugin panicked in committed: {}", panic_message(panic));
+            inst.last_error = Error::new(format!(
+                "plugin panicked in committed: {}",
+                panic_message(panic)
+            ));
             abi::STATUS_PANIC
         }
     }
 }
 
-unsafe extern "C" fn last_error(instance: *mut c_void, out: *mut OwnedBytes) {
+unsafe extern "C" fn last_error(instance: *mut c_void, out: *mut ErrorInfo) {
     if instance.is_null() {
         return;
     }
     // SAFETY: `instance` came from `create` and is used from one thread.
     let inst = unsafe { &*instance.cast::<Instance>() };
     // SAFETY: `out` is the host's out-parameter.
-    unsafe { write_bytes(out, inst.last_error.clone().into_bytes()) };
+    unsafe { write_error(out, &inst.last_error) };
 }
 
 unsafe extern "C" fn destroy(instance: *mut c_void) {

@@ -1,7 +1,10 @@
 //! The contract between tributary and its source plugins.
 //!
 //! * [`abi`]: the `#[repr(C)]` types and function table that cross the
-//!   shared-library boundary; versioned, append-only.
+//!   shared-library boundary; versioned, append-only. The C header
+//!   `include/tributary_plugin.h` is generated from it.
+//! * [`Options`]: a source type's options, declared once as
+//!   [`OptionSpec`]s and read back typed with defaults applied.
 //! * [`Source`] and [`SourceType`]: what a plugin author implements, in safe
 //!   Rust, returning Arrow [`RecordBatch`](arrow_array::RecordBatch)es.
 //! * [`export_plugin!`]: generates the entry symbol, wrapping every entry
@@ -19,14 +22,16 @@ compile_error!(
 );
 
 pub mod abi;
+pub mod calendar;
 pub mod dead_letter;
 #[doc(hidden)]
 pub mod export;
+mod options;
 mod source;
 
+pub use options::{OptionKind, OptionSpec, Options, options_object};
 pub use source::{
-    Batch, ConfigIssue, CreateContext, Error, Logger, OptionKind, OptionSpec, Poll, Source,
-    SourceType, options_object, unknown_options,
+    Batch, ConfigIssue, CreateContext, Error, ErrorCategory, Logger, Poll, Source, SourceType,
 };
 
 /// Re-exported so plugins build batches with the same Arrow the SDK exports.

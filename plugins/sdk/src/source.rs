@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use serde_json::Value;
+
+use crate::options::{OptionSpec, Options};
 
 /// A source of records. One instance serves one `[[source]]` of the config
 /// and is only ever called from one thread, so it need not be `Sync`.
@@ -11,10 +12,11 @@ pub trait Source: Sized + 'static {
     /// Checks the options without creating anything; used by
     /// `tributary validate` before a config goes live.
     ///
-    /// The host has already checked the option names and types against
-    /// [`SourceType::options`]; this is for rules across options and for
-    /// values the type alone cannot judge.
-    fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>>;
+    /// `options` have passed their declarations in [`SourceType::options`]
+    /// (names, types, choices, ranges, required keys) and carry the
+    /// declared defaults; this is for rules across options and for values
+    /// a declaration cannot judge (a pattern that must compile).
+    fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>>;
 
     /// Creates an instance that resumes after `checkpoints`, the last
     /// committed checkpoint of each partition this source has produced.
@@ -38,8 +40,9 @@ pub trait Source: Sized + 'static {
 pub struct CreateContext {
     /// The source's name in the config.
     pub source_name: String,
-    /// The source's plugin options.
-    pub config: Value,
+    /// The source's plugin options, checked against their declarations,
+    /// defaults applied.
+    pub options: Options,
     /// Last committed `(partition, checkpoint)` pairs.
     pub checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
     /// Sends messages to the daemon's log.
@@ -72,20 +75,153 @@ pub struct Batch {
     pub lag: Option<u64>,
 }
 
-/// An error from a plugin, shown to the operator as it is.
+/// Why a plugin call failed, in the categories of the ABI: they become the
+/// `error_class` label of the daemon's metrics, and the permanent ones
+/// ([`ErrorCategory::is_permanent`]) leave the source failed instead of
+/// restarting it in a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCategory {
+    /// A bug or an unexpected state; restarted after a back-off.
+    Internal,
+    /// Reading failed; restarted after a back-off.
+    Io,
+    /// Something took too long; restarted after a back-off.
+    Timeout,
+    /// Something the source needs does not exist yet; restarted after a
+    /// back-off.
+    NotFound,
+    /// The input is wrong and will stay wrong; permanent.
+    InvalidData,
+    /// The options cannot work; permanent.
+    InvalidConfig,
+    /// Permission denied; permanent.
+    Unauthorized,
+}
+
+impl ErrorCategory {
+    /// Every category, in code order.
+    pub const ALL: [ErrorCategory; 7] = [
+        ErrorCategory::Internal,
+        ErrorCategory::Io,
+        ErrorCategory::Timeout,
+        ErrorCategory::NotFound,
+        ErrorCategory::InvalidData,
+        ErrorCategory::InvalidConfig,
+        ErrorCategory::Unauthorized,
+    ];
+
+    /// The categories' names, as the `error_class` label shows them, in
+    /// the order of [`ErrorCategory::ALL`].
+    pub const NAMES: [&'static str; 7] = [
+        "internal",
+        "io",
+        "timeout",
+        "not_found",
+        "invalid_data",
+        "invalid_config",
+        "unauthorized",
+    ];
+
+    /// The category's name, as the `error_class` label shows it.
+    pub fn name(self) -> &'static str {
+        crate::abi::category_name(self.code())
+    }
+
+    /// The category named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The `ERROR_*` code of the ABI.
+    pub fn code(self) -> u32 {
+        use crate::abi;
+        match self {
+            ErrorCategory::Internal => abi::ERROR_INTERNAL,
+            ErrorCategory::Io => abi::ERROR_IO,
+            ErrorCategory::Timeout => abi::ERROR_TIMEOUT,
+            ErrorCategory::NotFound => abi::ERROR_NOT_FOUND,
+            ErrorCategory::InvalidData => abi::ERROR_INVALID_DATA,
+            ErrorCategory::InvalidConfig => abi::ERROR_INVALID_CONFIG,
+            ErrorCategory::Unauthorized => abi::ERROR_UNAUTHORIZED,
+        }
+    }
+
+    /// Whether restarting the source would only repeat the error.
+    pub fn is_permanent(self) -> bool {
+        crate::abi::is_permanent(self.code())
+    }
+
+    /// The category of an I/O error.
+    pub fn of_io(kind: std::io::ErrorKind) -> Self {
+        use std::io::ErrorKind;
+        match kind {
+            ErrorKind::NotFound => ErrorCategory::NotFound,
+            ErrorKind::PermissionDenied => ErrorCategory::Unauthorized,
+            ErrorKind::InvalidData | ErrorKind::UnexpectedEof => ErrorCategory::InvalidData,
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => ErrorCategory::Timeout,
+            _ => ErrorCategory::Io,
+        }
+    }
+}
+
+/// An error from a plugin: a category for the daemon, a message for the
+/// operator, shown as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
+pub struct Error {
+    category: ErrorCategory,
+    message: String,
+}
 
 impl Error {
-    /// Builds an error from any message.
+    /// An error of category [`ErrorCategory::Internal`] (transient).
     pub fn new(msg: impl Into<String>) -> Self {
-        Error(msg.into())
+        Error::with(ErrorCategory::Internal, msg)
+    }
+
+    /// An error of the given category.
+    pub fn with(category: ErrorCategory, msg: impl Into<String>) -> Self {
+        Error {
+            category,
+            message: msg.into(),
+        }
+    }
+
+    /// The input is wrong and will stay wrong (permanent).
+    pub fn invalid_data(msg: impl Into<String>) -> Self {
+        Error::with(ErrorCategory::InvalidData, msg)
+    }
+
+    /// The options cannot work (permanent).
+    pub fn invalid_config(msg: impl Into<String>) -> Self {
+        Error::with(ErrorCategory::InvalidConfig, msg)
+    }
+
+    /// An I/O error with context (`"/var/log/app.log: "`), categorised by
+    /// its kind.
+    pub fn io(context: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        Error::with(ErrorCategory::of_io(e.kind()), format!("{context}: {e}"))
+    }
+
+    /// The category.
+    pub fn category(&self) -> ErrorCategory {
+        self.category
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error with `context` put in front of the message.
+    pub fn context(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -93,13 +229,24 @@ impl std::error::Error for Error {}
 
 impl From<arrow_schema::ArrowError> for Error {
     fn from(e: arrow_schema::ArrowError) -> Self {
-        Error(format!("arrow: {e}"))
+        use arrow_schema::ArrowError as A;
+        let category = match &e {
+            A::ParseError(_)
+            | A::CsvError(_)
+            | A::JsonError(_)
+            | A::IpcError(_)
+            | A::ParquetError(_)
+            | A::CastError(_) => ErrorCategory::InvalidData,
+            A::IoError(_, io) => ErrorCategory::of_io(io.kind()),
+            _ => ErrorCategory::Internal,
+        };
+        Error::with(category, format!("arrow: {e}"))
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error(format!("I/O: {e}"))
+        Error::with(ErrorCategory::of_io(e.kind()), format!("I/O: {e}"))
     }
 }
 
@@ -133,119 +280,7 @@ impl From<Vec<ConfigIssue>> for Error {
                 None => i.message,
             })
             .collect();
-        Error(format!("invalid options: {}", parts.join("; ")))
-    }
-}
-
-/// The plugin options as a JSON object. The host sends `{}` when a source
-/// has no options; `null` is accepted as the same.
-pub fn options_object(config: &Value) -> Result<&serde_json::Map<String, Value>, Vec<ConfigIssue>> {
-    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
-    match config {
-        Value::Object(obj) => Ok(obj),
-        Value::Null => Ok(EMPTY.get_or_init(serde_json::Map::new)),
-        other => Err(vec![ConfigIssue {
-            key: None,
-            message: format!("expected the options as a table, got {other}"),
-        }]),
-    }
-}
-
-/// An issue for every key of `options` not named in `known`. The host
-/// already refuses unknown keys before a plugin sees them; plugins check
-/// again so that a typo can never silently fall back to a default.
-pub fn unknown_options(
-    options: &serde_json::Map<String, Value>,
-    known: &[&str],
-) -> Vec<ConfigIssue> {
-    options
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| {
-            ConfigIssue::key(
-                k,
-                format!("unknown option; expected one of {}", known.join(", ")),
-            )
-        })
-        .collect()
-}
-
-/// The type of an option's value, as written in TOML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptionKind {
-    /// A string.
-    String,
-    /// An integer.
-    Integer,
-    /// A number; integers are accepted.
-    Float,
-    /// `true` or `false`.
-    Boolean,
-    /// An array.
-    Array,
-    /// A table.
-    Table,
-}
-
-impl OptionKind {
-    /// The name used in the ABI and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OptionKind::String => "string",
-            OptionKind::Integer => "integer",
-            OptionKind::Float => "float",
-            OptionKind::Boolean => "boolean",
-            OptionKind::Array => "array",
-            OptionKind::Table => "table",
-        }
-    }
-}
-
-/// The description of one option.
-#[derive(Debug, Clone)]
-pub struct OptionSpec {
-    /// The key.
-    pub name: &'static str,
-    /// The value's type.
-    pub kind: OptionKind,
-    /// The default as a TOML literal, if any.
-    pub default: Option<&'static str>,
-    /// What the option does.
-    pub doc: &'static str,
-    /// Allowed values of a string option.
-    pub choices: &'static [&'static str],
-    /// Whether the key must be present.
-    pub required: bool,
-}
-
-impl OptionSpec {
-    /// An optional key with a default.
-    pub const fn new(
-        name: &'static str,
-        kind: OptionKind,
-        default: Option<&'static str>,
-        doc: &'static str,
-    ) -> Self {
-        OptionSpec {
-            name,
-            kind,
-            default,
-            doc,
-            choices: &[],
-            required: false,
-        }
-    }
-
-    /// Restricts a string option to `choices`.
-    pub const fn one_of(mut self, choices: &'static [&'static str]) -> Self {
-        self.choices = choices;
-        self
-    }
-
-    /// Makes the key mandatory.
-    pub const fn required(mut self) -> Self {
-        self.required = true;
-        self
+        Error::invalid_config(format!("invalid options: {}", parts.join("; ")))
     }
 }
 
@@ -262,9 +297,19 @@ pub trait SourceType: Source {
     fn options() -> Vec<OptionSpec>;
 }
 
-/// Sends plugin messages to the host's log.
+/// Sends plugin messages to the host's log, tagged with the source.
 #[derive(Clone, Copy)]
-pub struct Logger(pub(crate) Option<crate::abi::LogFn>);
+pub struct Logger {
+    log: Option<crate::abi::LogFn>,
+    context: *mut std::ffi::c_void,
+}
+
+// SAFETY: the ABI lets a plugin call the log callback from any thread while
+// the instance lives, with the context the host gave; the host's callback
+// and context are built for that.
+unsafe impl Send for Logger {}
+// SAFETY: see above; the logger itself is never mutated.
+unsafe impl Sync for Logger {}
 
 impl std::fmt::Debug for Logger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -275,14 +320,21 @@ impl std::fmt::Debug for Logger {
 impl Logger {
     /// A logger that drops everything, for tests.
     pub const fn none() -> Self {
-        Logger(None)
+        Logger {
+            log: None,
+            context: std::ptr::null_mut(),
+        }
+    }
+
+    pub(crate) fn new(log: Option<crate::abi::LogFn>, context: *mut std::ffi::c_void) -> Self {
+        Logger { log, context }
     }
 
     fn emit(&self, level: u32, msg: &str) {
-        if let Some(log) = self.0 {
-            // SAFETY: the host promised `log` stays valid while the instance
-            // lives, and the message is borrowed only for the call.
-            unsafe { log(level, crate::abi::StrRef::new(msg)) };
+        if let Some(log) = self.log {
+            // SAFETY: the host promised `log` and `context` stay valid while
+            // the instance lives, and the message is borrowed only for the call.
+            unsafe { log(self.context, level, crate::abi::StrRef::new(msg)) };
         }
     }
 
@@ -309,29 +361,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_are_an_object_and_null_counts_as_empty() {
-        let obj = serde_json::json!({"a": 1});
-        assert_eq!(options_object(&obj).unwrap().len(), 1);
-        assert!(options_object(&Value::Null).unwrap().is_empty());
-        let issues = options_object(&serde_json::json!([1])).unwrap_err();
-        assert_eq!(issues[0].key, None);
-        assert!(
-            issues[0]
-                .message
-                .contains("expected the options as a table")
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_named_with_the_known_ones() {
-        let obj = serde_json::json!({"rate": 1, "colour": "blue"});
-        let issues = unknown_options(options_object(&obj).unwrap(), &["rate", "seed"]);
-        assert_eq!(issues.len(), 1);
-        assert_eq!(issues[0].key.as_deref(), Some("colour"));
-        assert!(issues[0].message.contains("rate, seed"));
-    }
-
-    #[test]
     fn every_issue_is_in_the_create_error() {
         let error = Error::from(vec![
             ConfigIssue::key("rate", "must be positive"),
@@ -343,6 +372,31 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid options: `rate`: must be positive; bad table"
+        );
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_categorised_by_kind() {
+        use std::io::{Error as IoError, ErrorKind};
+        let cat = |k| Error::from(IoError::from(k)).category();
+        assert_eq!(cat(ErrorKind::NotFound), ErrorCategory::NotFound);
+        assert_eq!(
+            cat(ErrorKind::PermissionDenied),
+            ErrorCategory::Unauthorized
+        );
+        assert_eq!(cat(ErrorKind::InvalidData), ErrorCategory::InvalidData);
+        assert_eq!(cat(ErrorKind::Interrupted), ErrorCategory::Io);
+        assert!(ErrorCategory::InvalidData.is_permanent());
+        assert!(!ErrorCategory::NotFound.is_permanent());
+        assert!(
+            Error::from(vec![ConfigIssue::key("a", "b")])
+                .category()
+                .is_permanent()
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, options_object, unknown_options};
+use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, Options};
 
 /// The shortest accepted `interval_ms`: below it the sampling itself
 /// becomes the load being measured.
@@ -204,9 +204,15 @@ pub struct Config {
 impl Config {
     /// Reads and checks the options, reporting every problem, not the first.
     pub fn from_json(config: &Value) -> Result<Config, Vec<ConfigIssue>> {
-        let obj = options_object(config)?;
-        let known: Vec<&str> = options().iter().map(|o| o.name).collect();
-        let mut issues = unknown_options(obj, &known);
+        let (checked, declared) = Options::check(&options(), config);
+        Options::merge(declared, Config::from_options(&checked))
+    }
+
+    /// Reads options already checked against [`options`] (names, types,
+    /// choices), defaults applied; checks what a declaration cannot.
+    pub fn from_options(options: &Options) -> Result<Config, Vec<ConfigIssue>> {
+        let obj = options.as_map();
+        let mut issues = Vec::new();
         let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
 
         let interval_ms = match get("interval_ms") {

@@ -22,9 +22,8 @@ pub mod shape;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use tributary_plugin_sdk::{
-    Batch, ConfigIssue, CreateContext, Error, Logger, OptionSpec, Poll, Source, SourceType,
+    Batch, ConfigIssue, CreateContext, Error, Logger, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::collect::{Collector, Sample};
@@ -135,12 +134,12 @@ impl SysMetrics {
 }
 
 impl Source for SysMetrics {
-    fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        Config::from_json(config).map(|_| ())
+    fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>> {
+        Config::from_options(options).map(|_| ())
     }
 
     fn create(ctx: CreateContext) -> Result<Self, Error> {
-        let config = Config::from_json(&ctx.config).map_err(Error::from)?;
+        let config = Config::from_options(&ctx.options).map_err(Error::from)?;
         // Checkpoints carry only the last sample's time: nothing to resume.
         Ok(SysMetrics::new(config, ctx.log))
     }
@@ -186,10 +185,10 @@ mod tests {
 
     use super::*;
 
-    fn create(config: Value) -> SysMetrics {
+    fn create(config: serde_json::Value) -> SysMetrics {
         SysMetrics::create(CreateContext {
             source_name: "test".into(),
-            config,
+            options: Options::parse(&SysMetrics::options(), &config).unwrap(),
             checkpoints: vec![],
             log: Logger::none(),
         })

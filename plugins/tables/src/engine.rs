@@ -86,14 +86,14 @@ impl Tables {
         let mut committed = HashMap::new();
         for (partition, bytes) in checkpoints {
             if Identity::from_partition(partition).is_none() {
-                return Err(Error::new(format!(
+                return Err(Error::invalid_data(format!(
                     "partition `{}` is not a file identity (<fingerprint>-<size>); \
                      refusing to guess where to resume",
                     String::from_utf8_lossy(partition)
                 )));
             }
             let cp = Checkpoint::decode(bytes).map_err(|e| {
-                Error::new(format!(
+                Error::invalid_data(format!(
                     "the checkpoint of file `{}`: {e}; refusing to guess where to resume",
                     String::from_utf8_lossy(partition)
                 ))
@@ -143,7 +143,7 @@ impl Tables {
     /// `checkpoint` of `partition` is durable: a spool file whose last
     /// checkpoint it is moves to `finished/` (or `error/`).
     pub fn committed(&mut self, partition: &[u8], checkpoint: &[u8]) -> Result<(), Error> {
-        let cp = Checkpoint::decode(checkpoint).map_err(Error::new)?;
+        let cp = Checkpoint::decode(checkpoint).map_err(Error::invalid_data)?;
         self.committed.insert(partition.to_vec(), cp);
         if cp.done
             && let Some(file) = self.awaiting.remove(partition)
@@ -229,7 +229,7 @@ impl Tables {
             ));
             Ok(self.finish(file, Some(e.0)))
         } else {
-            Err(Error::new(e.0))
+            Err(Error::with(e.1, e.0))
         }
     }
 
@@ -243,7 +243,7 @@ impl Tables {
             // Gone between listing and opening: it is no longer ours.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(e) => {
-                return self.unreadable(&path, &format!("{}: {e}", path.display()));
+                return self.unreadable(&path, Error::io(path.display(), &e));
             }
         };
         let partition = identity.partition();
@@ -290,7 +290,7 @@ impl Tables {
                 });
                 Ok(true)
             }
-            Err(e) => self.unreadable(&path, &e.0),
+            Err(e) => self.unreadable(&path, Error::with(e.1, e.0)),
         }
     }
 
@@ -298,14 +298,14 @@ impl Tables {
     /// once (nothing of it is in flight: it never opened in this run, and
     /// an earlier run's rows are committed or would fail the same way);
     /// otherwise the source fails.
-    fn unreadable(&mut self, path: &Path, reason: &str) -> Result<bool, Error> {
+    fn unreadable(&mut self, path: &Path, reason: Error) -> Result<bool, Error> {
         let Input::Spool(spool) = &self.config.input else {
-            return Err(Error::new(reason));
+            return Err(reason);
         };
         self.log.error(&format!(
             "Cannot read a spool file; it goes to the error directory: {reason}."
         ));
-        move_away(spool, path, Some(reason), self.log);
+        move_away(spool, path, Some(reason.message()), self.log);
         Ok(true)
     }
 
@@ -889,8 +889,8 @@ mod tests {
                 Ok(_) => {}
             }
         };
-        assert!(err.0.contains("a.csv line 3"), "{err}");
-        assert!(err.0.contains("ragged_row"), "{err}");
+        assert!(err.message().contains("a.csv line 3"), "{err}");
+        assert!(err.message().contains("ragged_row"), "{err}");
     }
 
     #[test]
@@ -903,12 +903,12 @@ mod tests {
             Logger::none(),
         )
         .unwrap_err();
-        assert!(err.0.contains("not a file identity"), "{err}");
+        assert!(err.message().contains("not a file identity"), "{err}");
         let id = Identity {
             fingerprint: 1,
             size: 2,
         };
         let err = Tables::new(config, &[(id.partition(), vec![1, 2])], Logger::none()).unwrap_err();
-        assert!(err.0.contains("expected 26"), "{err}");
+        assert!(err.message().contains("expected 26"), "{err}");
     }
 }

@@ -23,9 +23,8 @@ pub mod types;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tributary_plugin_sdk::{
-    ConfigIssue, CreateContext, Error, OptionSpec, Poll, Source, SourceType,
+    ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::config::{Config, Format};
@@ -39,12 +38,12 @@ macro_rules! table_source {
         pub struct $ty(Tables);
 
         impl Source for $ty {
-            fn validate(config: &Value) -> Result<(), Vec<ConfigIssue>> {
-                Config::from_json($format, config).map(|_| ())
+            fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>> {
+                Config::from_options($format, options).map(|_| ())
             }
 
             fn create(ctx: CreateContext) -> Result<Self, Error> {
-                let config = Config::from_json($format, &ctx.config).map_err(Error::from)?;
+                let config = Config::from_options($format, &ctx.options).map_err(Error::from)?;
                 Tables::new(config, &ctx.checkpoints, ctx.log).map($ty)
             }
 

@@ -15,7 +15,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use serde_json::{Value, json};
 use tributary_plugin_sdk::dead_letter::is_dead_letter;
-use tributary_plugin_sdk::{CreateContext, Logger, Poll, Source};
+use tributary_plugin_sdk::{CreateContext, Logger, Options, Poll, SourceType};
 use tributary_tables::checkpoint::Checkpoint;
 use tributary_tables::{CsvSource, NdjsonSource};
 
@@ -61,10 +61,10 @@ fn dead_lines(batch: &RecordBatch) -> String {
 }
 
 /// Reads everything `S` produces with `options` into the transcript.
-fn transcript<S: Source>(options: Value) -> String {
+fn transcript<S: SourceType>(options: Value) -> String {
     let mut source = S::create(CreateContext {
         source_name: "fixture".into(),
-        config: options,
+        options: Options::parse(&S::options(), &options).unwrap(),
         checkpoints: vec![],
         log: Logger::none(),
     })

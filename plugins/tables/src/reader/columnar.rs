@@ -50,7 +50,7 @@ impl ColumnarReader {
     ) -> Result<ColumnarReader, ReadError> {
         let file = File::open(path).map_err(|e| io_error(path, &e))?;
         let err = |e: parquet::errors::ParquetError| {
-            ReadError(format!(
+            ReadError::data(format!(
                 "{}: not a readable Parquet file: {e}",
                 path.display()
             ))
@@ -83,7 +83,7 @@ impl ColumnarReader {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| io_error(path, &e))?;
         let err = |e: arrow_schema::ArrowError| {
-            ReadError(format!(
+            ReadError::data(format!(
                 "{}: not a readable Arrow IPC file: {e}",
                 path.display()
             ))
@@ -126,7 +126,7 @@ impl TableReader for ColumnarReader {
                         return Ok(Chunk::End);
                     }
                     Some(Err(e)) => {
-                        return Err(ReadError(format!(
+                        return Err(ReadError::data(format!(
                             "{} after row {}: {e}",
                             self.path.display(),
                             self.pos.next_row

@@ -225,7 +225,7 @@ impl CsvReader {
             match records.read() {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(ReadError(format!("{display}: {e}"))),
+                Err(e) => return Err(ReadError::io(&display, &e)),
             }
             sampled += 1;
             if records.len() != names.len() {
@@ -446,7 +446,7 @@ fn read_header(
             Ok(true) => {
                 for (i, cell) in records.iter().enumerate() {
                     let name = std::str::from_utf8(cell).map_err(|e| {
-                        ReadError(format!(
+                        ReadError::data(format!(
                             "{display} line 1: header column {} is not valid UTF-8 ({e})",
                             i + 1
                         ))
@@ -461,12 +461,12 @@ fn read_header(
                 (data_byte, data_line) = (start + records.end.0, records.end.1);
             }
             Ok(false) => {}
-            Err(e) => return Err(ReadError(format!("{display}: {e}"))),
+            Err(e) => return Err(ReadError::io(&display, &e)),
         }
     }
     if let Some(given) = &config.csv.column_names {
         if config.csv.has_header && !names.is_empty() && names.len() != given.len() {
-            return Err(ReadError(format!(
+            return Err(ReadError::data(format!(
                 "{display} line 1: the header has {} columns but `column_names` names {}",
                 names.len(),
                 given.len()
@@ -477,7 +477,7 @@ fn read_header(
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ReadError(format!(
+        return Err(ReadError::data(format!(
             "{display} line 1: the header names column `{}` twice",
             w[0]
         )));
@@ -514,7 +514,7 @@ impl TableReader for CsvReader {
                         self.ended = true;
                         break;
                     }
-                    Err(e) => return Err(ReadError(format!("{display}: {e}"))),
+                    Err(e) => return Err(ReadError::io(&display, &e)),
                 }
             }
             let (start_byte, line) = self.in_file(self.records.start);

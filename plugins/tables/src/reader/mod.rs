@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use arrow_array::RecordBatch;
+use tributary_plugin_sdk::ErrorCategory;
 use tributary_plugin_sdk::dead_letter::DeadLetter;
 
 use crate::checkpoint::Checkpoint;
@@ -43,9 +44,22 @@ pub enum Chunk {
     End,
 }
 
-/// A file that cannot be read on (or a bad row under `on_error = "fail"`).
+/// A file that cannot be read on (or a bad row under `on_error = "fail"`):
+/// the message, and whether retrying could help.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadError(pub String);
+pub struct ReadError(pub String, pub ErrorCategory);
+
+impl ReadError {
+    /// The file's content is wrong; reading it again gives the same error.
+    pub fn data(message: String) -> Self {
+        ReadError(message, ErrorCategory::InvalidData)
+    }
+
+    /// Reading failed; the category follows the I/O error's kind.
+    pub fn io(context: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        ReadError(format!("{context}: {e}"), ErrorCategory::of_io(e.kind()))
+    }
+}
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,7 +69,7 @@ impl std::fmt::Display for ReadError {
 
 impl From<arrow_schema::ArrowError> for ReadError {
     fn from(e: arrow_schema::ArrowError) -> Self {
-        ReadError(e.to_string())
+        ReadError::data(e.to_string())
     }
 }
 
@@ -142,7 +156,7 @@ impl Policy {
             self.file, row.line, row.message, row.class
         );
         if self.on_error == OnError::Fail {
-            return Err(ReadError(format!("bad row at {text}")));
+            return Err(ReadError::data(format!("bad row at {text}")));
         }
         if self.bad <= LOGGED_BAD_ROWS {
             let action = match self.on_error {
@@ -272,7 +286,7 @@ pub fn open_text_at(
         let skipped = std::io::copy(&mut (&mut reader).take(byte_pos), &mut std::io::sink())
             .map_err(|e| io_error(path, &e))?;
         if skipped != byte_pos {
-            return Err(ReadError(format!(
+            return Err(ReadError::data(format!(
                 "{}: the checkpoint is at byte {byte_pos} but the file has only {skipped} \
                  bytes decompressed",
                 path.display()
@@ -311,5 +325,5 @@ pub fn raw_bytes(file: &File, start: u64, end: u64) -> Option<Vec<u8>> {
 
 /// An I/O error naming the file.
 pub fn io_error(path: &Path, e: &std::io::Error) -> ReadError {
-    ReadError(format!("{}: {e}", path.display()))
+    ReadError::io(path.display(), e)
 }

@@ -8,6 +8,7 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use tributary_plugin_sdk::ErrorCategory;
 
 use arrow_schema::SchemaRef;
 
@@ -79,7 +80,7 @@ impl Prefetch {
                     }
                 }
             })
-            .map_err(|e| ReadError(format!("cannot start a reader thread: {e}")))?;
+            .map_err(|e| ReadError::io("cannot start a reader thread", &e))?;
         Ok(Prefetch {
             rx: Some(rx),
             thread: Some(thread),
@@ -102,6 +103,7 @@ impl TableReader for Prefetch {
             self.ended = true;
             return Err(ReadError(
                 "the reader thread stopped without finishing the file".into(),
+                ErrorCategory::Internal,
             ));
         };
         self.position = ahead.position;

@@ -10,6 +10,17 @@
 //! compare the two on random batches), and a column without a fast path is
 //! handed to arrow-json's own encoder for that column, so no type changes
 //! shape.
+//!
+//! This file picks the writer for each column and lays out the object;
+//! the writers live beside it, one file per kind of value: [`number`],
+//! [`string`], [`decimal`] and [`time`] (timestamps and dates), with
+//! [`buffer`] holding the two ways they append to the output.
+
+mod buffer;
+mod decimal;
+mod number;
+mod string;
+mod time;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -17,14 +28,17 @@ use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, GenericStringArray, OffsetSizeTrait, RecordBatch, StringViewArray};
+use arrow_array::{Array, GenericStringArray, RecordBatch, StringViewArray};
 use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_json::StructMode;
 use arrow_json::writer::{EncoderOptions, NullableEncoder, make_encoder};
 use arrow_schema::{ArrowError, DataType, FieldRef, TimeUnit};
 
-/// Room for the longest number lexical writes, of any type.
-const NUMBER_LEN: usize = lexical_core::BUFFER_SIZE;
+use self::buffer::push_prefix;
+use self::decimal::{Scale, write_decimal};
+use self::number::{write_float, write_number};
+use self::string::{write_string, write_string_at};
+use self::time::{Dates, Timestamps, is_utc};
 
 /// Writes one JSON object per row of a batch, keys in schema order and
 /// nulls written out (`"col":null`).
@@ -167,54 +181,19 @@ fn fast_path<'a>(
                 TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
                 TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
             };
-            Value::Timestamp(Box::new(Timestamps {
+            Value::Timestamp(Box::new(Timestamps::new(
                 values,
-                unit: *unit,
+                *unit,
                 zulu,
-                day: CachedDay::default(),
-                fallback: make_encoder(field, array, options)?,
-            }))
+                make_encoder(field, array, options)?,
+            )))
         }
-        DataType::Date32 if options.date_format().is_none() => Value::Date32(Box::new(Dates {
-            values: array.as_primitive::<Date32Type>().values(),
-            day: CachedDay::default(),
-            fallback: make_encoder(field, array, options)?,
-        })),
+        DataType::Date32 if options.date_format().is_none() => Value::Date32(Box::new(Dates::new(
+            array.as_primitive::<Date32Type>().values(),
+            make_encoder(field, array, options)?,
+        ))),
         _ => return Ok(None),
     }))
-}
-
-/// Time zones arrow-json writes as the UTC time with a `Z` suffix: fixed
-/// zero offsets and the tz database's names for UTC. arrow must accept the
-/// name too (an unknown zone is an error there, and must stay one here).
-fn is_utc(tz: &str) -> bool {
-    matches!(
-        tz,
-        "+00:00"
-            | "-00:00"
-            | "+0000"
-            | "-0000"
-            | "+00"
-            | "-00"
-            | "UTC"
-            | "Etc/UTC"
-            | "UCT"
-            | "Etc/UCT"
-            | "Universal"
-            | "Etc/Universal"
-            | "Zulu"
-            | "Etc/Zulu"
-            | "GMT"
-            | "Etc/GMT"
-            | "GMT0"
-            | "Etc/GMT0"
-            | "GMT+0"
-            | "Etc/GMT+0"
-            | "GMT-0"
-            | "Etc/GMT-0"
-            | "Greenwich"
-            | "Etc/Greenwich"
-    ) && tz.parse::<arrow_array::timezone::Tz>().is_ok()
 }
 
 impl Value<'_> {
@@ -253,256 +232,6 @@ impl Value<'_> {
             }
         }
     }
-}
-
-/// A number as lexical writes it, which is how arrow-json writes integers
-/// and finite floats.
-#[inline]
-fn write_number<N: lexical_core::ToLexical>(n: N, out: &mut Vec<u8>) {
-    write_in_place::<NUMBER_LEN>(out, |room| lexical_core::write(n, room).len());
-}
-
-/// A float as arrow-json writes it: lexical's shortest round-trip form, and
-/// `null` for NaN and the infinities, which JSON cannot express.
-#[inline]
-fn write_float<N: lexical_core::ToLexical>(n: N, finite: bool, out: &mut Vec<u8>) {
-    if finite {
-        write_number(n, out);
-    } else {
-        out.extend_from_slice(b"null");
-    }
-}
-
-/// What serde_json writes for each byte inside a string: 0 for the byte
-/// itself, `u` for `\u00XX`, else the letter after the backslash. Only
-/// ASCII bytes are escaped, so runs between them stay valid UTF-8.
-static ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// String `row` of `array` as [`write_string`] writes it. A short string
-/// without escapes is copied together with the bytes after it in the
-/// values buffer (see [`push_prefix`]).
-#[inline]
-fn write_string_at<O: OffsetSizeTrait>(
-    array: &GenericStringArray<O>,
-    row: usize,
-    out: &mut Vec<u8>,
-) {
-    let offsets = array.value_offsets();
-    let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
-    let data = array.value_data();
-    let len = end - start;
-    let short = data
-        .get(start..)
-        .and_then(|rest| rest.first_chunk::<SHORT>());
-    match short {
-        Some(short) if len <= SHORT && !needs_escape(short, len) => {
-            out.push(b'"');
-            push_prefix(out, short, len);
-            out.push(b'"');
-        }
-        _ => write_string(&data[start..end], out),
-    }
-}
-
-/// Strings up to this length are checked and copied a fixed-size block at
-/// a time.
-const SHORT: usize = 32;
-
-/// Whether one of the first `len` bytes of `bytes` must be escaped (a
-/// control character, `"` or `\`), eight bytes at a time.
-///
-/// Each test sets a byte's high bit where the byte matches, and also, by a
-/// borrow, possibly in bytes above a match in the same word, never below
-/// one. A flag among the first `len` bytes therefore means a match among
-/// them, whatever follows the string in the buffer.
-#[inline]
-fn needs_escape(bytes: &[u8; SHORT], len: usize) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let flags = |word: &[u8]| {
-        let word = u64::from_le_bytes(word.try_into().expect("a word is 8 bytes"));
-        let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w;
-        let control = word.wrapping_sub(ONES * 0x20) & !word;
-        let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
-        let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
-        (control | quote | backslash) & (ONES * 0x80)
-    };
-    let (whole, rest) = (len / 8, len % 8);
-    let mut found = 0;
-    for word in bytes.chunks_exact(8).take(whole) {
-        found |= flags(word);
-    }
-    if rest > 0 {
-        let start = whole * 8;
-        found |= flags(&bytes[start..start + 8]) & ((1 << (rest * 8)) - 1);
-    }
-    found != 0
-}
-
-/// A JSON string exactly as serde_json's `serialize_str` writes it (which
-/// is what arrow-json calls): the bytes that need no escape are copied in
-/// runs.
-#[inline]
-fn write_string(s: &[u8], out: &mut Vec<u8>) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&s[start..i]);
-        if escape == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&s[start..]);
-    out.push(b'"');
-}
-
-/// A decimal column's scale, and `10^scale` when the common case applies:
-/// a scale from 0 to 19, whose power of ten fits 64 bits.
-#[derive(Debug, Clone, Copy)]
-struct Scale {
-    scale: i8,
-    divisor: Option<u64>,
-}
-
-impl Scale {
-    fn new(scale: i8) -> Self {
-        let divisor = u32::try_from(scale).ok().and_then(|s| 10u64.checked_pow(s));
-        Scale { scale, divisor }
-    }
-}
-
-/// A decimal as arrow displays it (`write_decimal_str`): every digit of
-/// the unscaled value whatever the precision, the point `scale` digits from
-/// the right with `0.` and leading zeros when all digits are fractional,
-/// and for a negative scale zeros appended unless the value is zero.
-#[inline]
-fn write_decimal(value: i128, scale: Scale, out: &mut Vec<u8>) {
-    // Most decimals fit 64 bits with a small scale: their whole and
-    // fractional parts are written straight into a fixed buffer.
-    let (Some(divisor), Ok(magnitude)) = (scale.divisor, u64::try_from(value.unsigned_abs()))
-    else {
-        return write_any_decimal(value, scale.scale, out);
-    };
-    // A sign, the whole part (lexical wants room for its longest number),
-    // a point and up to 19 digits.
-    write_in_place::<{ 1 + NUMBER_LEN + 1 + 19 }>(out, |text| {
-        let mut len = 0;
-        if value < 0 {
-            text[0] = b'-';
-            len = 1;
-        }
-        let digits = scale.scale as usize;
-        // Dividing by a constant is a multiplication; money has 2 to 4
-        // digits after the point.
-        let (whole, mut fraction) = match digits {
-            2 => (magnitude / 100, magnitude % 100),
-            3 => (magnitude / 1_000, magnitude % 1_000),
-            4 => (magnitude / 10_000, magnitude % 10_000),
-            _ => (magnitude / divisor, magnitude % divisor),
-        };
-        len += lexical_core::write(whole, &mut text[len..]).len();
-        if digits > 0 {
-            text[len] = b'.';
-            for slot in text[len + 1..=len + digits].iter_mut().rev() {
-                *slot = b'0' + (fraction % 10) as u8;
-                fraction /= 10;
-            }
-            len += 1 + digits;
-        }
-        len
-    });
-}
-
-/// [`write_decimal`] for any value and scale.
-fn write_any_decimal(value: i128, scale: i8, out: &mut Vec<u8>) {
-    if value < 0 {
-        out.push(b'-');
-    }
-    let magnitude = value.unsigned_abs();
-    let mut scratch = [0u8; NUMBER_LEN];
-    let digits: &[u8] = match u64::try_from(magnitude) {
-        Ok(small) => lexical_core::write(small, &mut scratch),
-        Err(_) => lexical_core::write(magnitude, &mut scratch),
-    };
-    match usize::try_from(scale) {
-        Ok(0) => out.extend_from_slice(digits),
-        Ok(scale) if digits.len() > scale => {
-            let (whole, fraction) = digits.split_at(digits.len() - scale);
-            out.extend_from_slice(whole);
-            out.push(b'.');
-            out.extend_from_slice(fraction);
-        }
-        Ok(scale) => {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + (scale - digits.len()), b'0');
-            out.extend_from_slice(digits);
-        }
-        Err(_) => {
-            out.extend_from_slice(digits);
-            if digits != b"0" {
-                out.resize(out.len() + usize::from(scale.unsigned_abs()), b'0');
-            }
-        }
-    }
-}
-
-/// Appends `bytes[..len]` by appending all of `bytes` and cutting back: a
-/// copy whose size is known when compiling is a few vector moves, where a
-/// short copy of a run-time length is a call into `memcpy`, and these
-/// copies (keys, short strings) are much of the output.
-#[inline(always)]
-fn push_prefix<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N], len: usize) {
-    debug_assert!(len <= N);
-    let end = out.len() + len;
-    out.extend_from_slice(bytes);
-    out.truncate(end);
-}
-
-/// Appends `N` bytes of room, lets `write` fill a prefix of it and keeps
-/// that prefix (`write` returns its length). Formatting in place, rather
-/// than in a buffer copied out afterwards, also spares the copy's wide
-/// loads from waiting on the narrow stores that just wrote the bytes.
-#[inline(always)]
-fn write_in_place<const N: usize>(out: &mut Vec<u8>, write: impl FnOnce(&mut [u8; N]) -> usize) {
-    let start = out.len();
-    out.extend_from_slice(&[0; N]);
-    // The slice from `start` is the `N` bytes just appended.
-    let room = out[start..]
-        .first_chunk_mut::<N>()
-        .expect("N bytes appended");
-    let len = write(room);
-    debug_assert!(len <= N);
-    out.truncate(start + len);
 }
 
 /// A column's key, padded so that writing it is a fixed-size copy.
@@ -545,177 +274,6 @@ impl Key {
     }
 }
 
-/// A timestamp column with no time zone or a UTC one.
-struct Timestamps<'a> {
-    values: &'a [i64],
-    unit: TimeUnit,
-    /// Whether the zone is UTC: chrono's RFC 3339 form then ends in `Z`;
-    /// a naive timestamp's `Debug` form ends with the time.
-    zulu: bool,
-    day: CachedDay,
-    /// arrow-json's encoder, for dates outside the years 0 to 9999 (chrono
-    /// writes those with a sign, and fails beyond its range).
-    fallback: NullableEncoder<'a>,
-}
-
-impl Timestamps<'_> {
-    /// Writes what chrono writes for arrow-json: `"YYYY-MM-DDTHH:MM:SS"`,
-    /// a fraction of 3, 6 or 9 digits when the value has one (the fewest
-    /// that are exact), then `Z` in UTC.
-    #[inline]
-    fn encode(&mut self, row: usize, out: &mut Vec<u8>) {
-        let value = self.values[row];
-        // Constant divisors, so these are multiplications.
-        let (seconds, nanos) = match self.unit {
-            TimeUnit::Second => (value, 0),
-            TimeUnit::Millisecond => (
-                value.div_euclid(1_000),
-                value.rem_euclid(1_000) as u32 * 1_000_000,
-            ),
-            TimeUnit::Microsecond => (
-                value.div_euclid(1_000_000),
-                value.rem_euclid(1_000_000) as u32 * 1_000,
-            ),
-            TimeUnit::Nanosecond => (
-                value.div_euclid(1_000_000_000),
-                value.rem_euclid(1_000_000_000) as u32,
-            ),
-        };
-        let Some(date) = self.day.text(seconds.div_euclid(86_400)) else {
-            self.fallback.encode(row, out);
-            return;
-        };
-        let second_of_day = seconds.rem_euclid(86_400) as u32;
-        let zulu = self.zulu;
-        write_in_place::<32>(out, |text| {
-            text[0] = b'"';
-            text[1..11].copy_from_slice(date);
-            text[11] = b'T';
-            write_two_digits(&mut text[12..14], second_of_day / 3600);
-            text[14] = b':';
-            write_two_digits(&mut text[15..17], second_of_day / 60 % 60);
-            text[17] = b':';
-            write_two_digits(&mut text[18..20], second_of_day % 60);
-            let mut len = 20 + write_fraction(&mut text[20..], nanos);
-            if zulu {
-                text[len] = b'Z';
-                len += 1;
-            }
-            text[len] = b'"';
-            len + 1
-        });
-    }
-}
-
-/// A `Date32` column.
-struct Dates<'a> {
-    values: &'a [i32],
-    day: CachedDay,
-    /// arrow-json's encoder, for dates outside the years 0 to 9999.
-    fallback: NullableEncoder<'a>,
-}
-
-impl Dates<'_> {
-    #[inline]
-    fn encode(&mut self, row: usize, out: &mut Vec<u8>) {
-        match self.day.text(i64::from(self.values[row])) {
-            Some(date) => {
-                let mut text = [b'"'; 12];
-                text[1..11].copy_from_slice(date);
-                out.extend_from_slice(&text);
-            }
-            None => self.fallback.encode(row, out),
-        }
-    }
-}
-
-/// The `YYYY-MM-DD` text of the last day asked for: rows of a batch are
-/// mostly close in time, so the calendar arithmetic runs once per day
-/// rather than once per value.
-struct CachedDay {
-    day: i64,
-    text: [u8; 10],
-}
-
-impl Default for CachedDay {
-    fn default() -> Self {
-        CachedDay {
-            // No day number reaches `i64::MIN`: they are seconds / 86400.
-            day: i64::MIN,
-            text: [0; 10],
-        }
-    }
-}
-
-impl CachedDay {
-    /// The text of `day` (days since 1970-01-01), or `None` outside the
-    /// years 0 to 9999, which chrono writes differently.
-    #[inline]
-    fn text(&mut self, day: i64) -> Option<&[u8; 10]> {
-        if day != self.day {
-            let (year, month, day_of_month) = civil_from_days(day);
-            let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
-            write_two_digits(&mut self.text[0..2], year / 100);
-            write_two_digits(&mut self.text[2..4], year % 100);
-            self.text[4] = b'-';
-            write_two_digits(&mut self.text[5..7], month);
-            self.text[7] = b'-';
-            write_two_digits(&mut self.text[8..10], day_of_month);
-            self.day = day;
-        }
-        Some(&self.text)
-    }
-}
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01,
-/// after Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>). Exact for any
-/// day a 64-bit count of seconds can reach.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[inline]
-fn write_two_digits(out: &mut [u8], n: u32) {
-    out[0] = b'0' + (n / 10) as u8;
-    out[1] = b'0' + (n % 10) as u8;
-}
-
-/// chrono's `AutoSi` fraction: none for a whole second, else `.` and 3, 6
-/// or 9 digits, the fewest that hold `nanos` exactly. Returns its length.
-#[inline]
-fn write_fraction(out: &mut [u8], nanos: u32) -> usize {
-    let (mut n, digits) = if nanos == 0 {
-        return 0;
-    } else if nanos.is_multiple_of(1_000_000) {
-        (nanos / 1_000_000, 3)
-    } else if nanos.is_multiple_of(1_000) {
-        (nanos / 1_000, 6)
-    } else {
-        (nanos, 9)
-    };
-    out[0] = b'.';
-    for slot in out[1..=digits].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    digits + 1
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -731,6 +289,7 @@ mod tests {
         UInt16Array, UInt32Array, UInt64Array,
     };
     use arrow_schema::{DataType, Field, Schema};
+    use tributary_plugin_sdk::calendar::days_from_civil;
 
     use crate::config::Format;
     use crate::serialize::RecordSerializer;
@@ -872,18 +431,6 @@ mod tests {
         ];
         let len = rng.pick(&[0, 0, 1, 3, 8, 13, 30]);
         (0..len).map(|_| rng.pick(&CHARS)).collect()
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's
-    /// `days_from_civil`), to aim values at month and leap-day edges.
-    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-        let year = if month <= 2 { year - 1 } else { year };
-        let era = year.div_euclid(400);
-        let year_of_era = year - era * 400;
-        let month_index = (month + 9) % 12;
-        let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        era * 146_097 + day_of_era - 719_468
     }
 
     /// A day: mostly recent, sometimes far, sometimes beside a leap day or
