@@ -16,6 +16,7 @@ pub mod serialize;
 pub mod signals;
 pub mod status;
 pub mod systemd;
+pub mod telemetry;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -79,9 +80,8 @@ pub async fn run_with(
 ) -> Result<(), RunError> {
     let registry = PluginRegistry::load(&config.plugins.dirs);
     for error in &registry.errors {
-        tracing::error!(error = %error, "Plugin library not loaded.");
+        telemetry::emit(telemetry::PluginLoadError { error });
     }
-    metrics::global().plugin_load_failed(registry.errors.len() as u64);
     let store: Arc<dyn OffsetStore> = Arc::new(FileStore::open(config.offsets.dir.clone())?);
     let kafka = Arc::new(Kafka::connect(&config.kafka)?);
     let notifier = Arc::new(systemd::Notifier::from_env());

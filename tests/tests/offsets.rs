@@ -112,3 +112,138 @@ fn clean_restart_loses_and_repeats_nothing() {
         assert!(report.exactly_once(), "{kind}: {report}");
     }
 }
+
+/// Unmounts a test's file system when dropped, also when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    /// Mounts a tmpfs of `size` on `dir`; `None` where mounting is not
+    /// allowed (not root), which only CI refuses to accept.
+    fn tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Mounted(dir.to_path_buf())),
+            other => {
+                let why = format!("cannot mount a tmpfs on {}: {other:?}", dir.display());
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+                eprintln!("SKIPPED (needs root to mount a small file system): {why}");
+                None
+            }
+        }
+    }
+
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_state_directory_holds_the_offset_back_and_recovers() {
+    let dir = TempDir::new("state-dir-faults");
+    let offsets = dir.join("offsets");
+    // A file system of its own, small enough to fill.
+    let Some(mount) = Mounted::tmpfs(&offsets, "256k") else {
+        return;
+    };
+    let broker = Broker::start_mock(1);
+    broker.create_topic("orders", 2);
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .with_http()
+        .drop_in(
+            "orders.toml",
+            datagen_source("orders", "orders", 100_000_000, 2_000, 1),
+        );
+    let address = spec.http_address().expect("http is on");
+    let config = write_config(dir.path(), &spec);
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let committed = || committed_seq(&offsets, "orders").unwrap_or(0);
+    let ready = || http_request(&address, "GET", "/ready", &[]).map_or(0, |r| r.status);
+    let failures = || {
+        let text = http_request(&address, "GET", "/metrics", &[])
+            .map_or_else(|_| String::new(), |r| r.body);
+        metric_value(
+            &text,
+            r#"tributary_source_offset_commit_failures_total{plugin="datagen",source="orders"}"#,
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || committed() > 0
+            && ready() == 200),
+        "no first commit:\n{}",
+        daemon.log_text()
+    );
+
+    for (fault, on, off) in [("disk full", "fill", "drain"), ("read-only", "ro", "rw")] {
+        let filler = offsets.join("filler");
+        if on == "fill" {
+            // Fill the file system up to the last byte (ENOSPC).
+            let mut file = std::fs::File::create(&filler).unwrap();
+            let chunk = vec![0u8; 4096];
+            while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        } else {
+            mount.remount(on);
+        }
+        let before = failures();
+        assert!(
+            wait_until(Duration::from_secs(30), || ready() == 503
+                && failures() > before),
+            "{fault}: /ready did not fail or no failed commit was counted:\n{}",
+            daemon.log_text()
+        );
+        let reply = http_get(&address, "/ready");
+        assert!(
+            reply.body.contains("offset commits are failing"),
+            "{fault}: {}",
+            reply.body
+        );
+        // The offset does not advance while commits fail.
+        let held = committed();
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(committed(), held, "{fault}: the offset moved");
+        if off == "drain" {
+            std::fs::remove_file(&filler).unwrap();
+        } else {
+            mount.remount(off);
+        }
+        // It recovers by itself once the file system takes writes again.
+        assert!(
+            wait_until(Duration::from_secs(30), || committed() > held
+                && ready() == 200),
+            "{fault}: no recovery:\n{}",
+            daemon.log_text()
+        );
+    }
+    assert!(daemon.is_running(), "{}", daemon.log_text());
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let last = committed();
+    // Every committed record is in the topic, and nothing past the last
+    // commit was lost by the faults.
+    let report = consume_seqs(&broker.bootstrap(), "orders", last, Duration::from_secs(60));
+    assert!(report.nothing_missing(), "{report}");
+}

@@ -17,11 +17,13 @@ pub use supervisor::{
     ControlError, KafkaCheck, Readiness, ReloadError, ReloadSummary, SourceView, Supervisor,
 };
 
-use crate::metrics;
 use crate::offsets::OffsetError;
 use crate::plugin::PluginError;
 use crate::producer::{Kafka, ProducerError};
 use crate::serialize::SerializeError;
+use crate::telemetry::{
+    self, SourceFailed, SourceFinished, SourcePaused, SourceStarted, SourceStopped,
+};
 
 /// Why a source run failed. Every variant leads to a restart with backoff
 /// from the last committed checkpoint; none skips a record.
@@ -81,8 +83,18 @@ impl SourceError {
     /// plugin said its input or options are wrong for good (a binary file
     /// where text was expected, permission denied). Such a source stays
     /// `failed` until its configuration changes or an operator restarts it.
+    ///
+    /// A record larger than Kafka accepts is permanent too: sending the
+    /// batch again would fail on the same record and repeat the ones before
+    /// it in a loop.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, SourceError::Plugin(e) if e.is_permanent())
+        match self {
+            SourceError::Plugin(e) => e.is_permanent(),
+            SourceError::Produce { source, .. } | SourceError::Delivery { source, .. } => {
+                crate::producer::kafka_error_class(source) == crate::metrics::error_class::TOO_LARGE
+            }
+            _ => false,
+        }
     }
 
     /// A bounded class for the `error_class` label of source failures.
@@ -165,8 +177,7 @@ pub async fn supervise(
     loop {
         let desired = *control.borrow_and_update();
         if desired.mode == Mode::Pause {
-            status.set_state(SourceState::Paused);
-            tracing::info!("Source paused.");
+            telemetry::emit(SourcePaused { status: &status });
         }
         let desired = tokio::select! {
             r = control.wait_for(|d| d.mode != Mode::Pause) => match r {
@@ -177,8 +188,7 @@ pub async fn supervise(
             () = shutdown.cancelled() => Desired { mode: Mode::Stop, generation: 0 },
         };
         if desired.mode == Mode::Stop {
-            status.set_state(SourceState::Stopped);
-            tracing::info!("Source stopped.");
+            telemetry::emit(SourceStopped { status: &status });
             return;
         }
         let generation = desired.generation;
@@ -211,8 +221,10 @@ pub async fn supervise(
         let result = match topic {
             None => Ok(RunEnd::Stopped),
             Some(Ok(())) => {
-                status.set_state(SourceState::Running);
-                tracing::info!(topic = %ctx.config.topic, "Source started.");
+                telemetry::emit(SourceStarted {
+                    status: &status,
+                    topic: &ctx.config.topic,
+                });
                 run_once(&ctx, &run_stop).await
             }
             Some(Err(e)) => Err(e.into()),
@@ -221,8 +233,7 @@ pub async fn supervise(
         let interrupted = run_stop.is_cancelled();
         match result {
             Ok(RunEnd::Finished) => {
-                status.set_state(SourceState::Finished);
-                tracing::info!("Source finished; all its records are delivered and committed.");
+                telemetry::emit(SourceFinished { status: &status });
                 return;
             }
             Ok(RunEnd::Stopped) | Err(_) if interrupted => {
@@ -230,8 +241,7 @@ pub async fn supervise(
                     tracing::warn!(error = %e, "Source stopped with an error.");
                 }
                 if shutdown.is_cancelled() {
-                    status.set_state(SourceState::Stopped);
-                    tracing::info!("Source stopped.");
+                    telemetry::emit(SourceStopped { status: &status });
                     return;
                 }
                 if control.borrow().mode == Mode::Run {
@@ -242,25 +252,18 @@ pub async fn supervise(
             }
             Ok(RunEnd::Stopped) => {
                 // Only a stop request ends a run this way; treat it as one.
-                status.set_state(SourceState::Stopped);
-                tracing::info!("Source stopped.");
+                telemetry::emit(SourceStopped { status: &status });
                 return;
             }
             Err(e) if e.is_permanent() => {
-                status.set_state(SourceState::Failed);
-                status.set_error(e.to_string());
-                metrics::global().source_failed(&status.name, e.class());
-                tracing::error!(
-                    error = %e,
-                    error_class = e.class(),
-                    "Source failed and is not restarted: the error will not go away by \
-                     retrying. Fix the input or the configuration, then reload or restart \
-                     the source (POST /api/v1/sources/<name>/restart)."
-                );
+                telemetry::emit(SourceFailed {
+                    status: &status,
+                    error: &e,
+                    retry_in: None,
+                });
                 return;
             }
             Err(e) => {
-                metrics::global().source_failed(&status.name, e.class());
                 if started.elapsed() >= BACKOFF_RESET_AFTER {
                     backoff = BACKOFF_INITIAL;
                 }
@@ -272,18 +275,17 @@ pub async fn supervise(
                 {
                     tracing::error!(error = %replace, "Cannot replace the failed Kafka producer.");
                 }
-                status.set_state(SourceState::Backoff);
-                status.set_error(e.to_string());
-                status
-                    .restarts
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(error = %e, retry_in = ?backoff, "Source failed; restarting from its last committed checkpoint.");
+                telemetry::emit(SourceFailed {
+                    status: &status,
+                    error: &e,
+                    retry_in: Some(backoff),
+                });
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     // A pause, stop or restart request ends the wait.
                     _ = control.changed() => {}
                     () = shutdown.cancelled() => {
-                        status.set_state(SourceState::Stopped);
+                        telemetry::emit(SourceStopped { status: &status });
                         return;
                     }
                 }
@@ -336,5 +338,15 @@ mod tests {
             assert!(!delivery(code).breaks_the_producer(), "{code:?}");
         }
         assert!(!SourceError::Internal("x".into()).breaks_the_producer());
+    }
+
+    #[test]
+    fn a_record_too_large_for_kafka_fails_the_source_for_good() {
+        let too_large = SourceError::Produce {
+            topic: "t".into(),
+            source: KafkaError::MessageProduction(Code::MessageSizeTooLarge),
+        };
+        assert!(too_large.is_permanent());
+        assert!(!delivery(Code::RequestTimedOut).is_permanent());
     }
 }

@@ -40,6 +40,10 @@ use crate::producer::{
 };
 use crate::serialize::{self, DeadLetterRecords, RecordSerializer};
 use crate::status::SourceStatus;
+use crate::telemetry::{
+    self, DeadLettersWritten, FirstDeadLetter, OffsetCommitError, OffsetsCommitted, RecordsFailed,
+    RecordsProduced,
+};
 
 /// How long one `poll` may wait; also how quickly a stop is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -300,30 +304,26 @@ impl SourceThread {
         if serialize::is_dead_letter(&batch.records) {
             let letters = DeadLetterRecords::from_batch(&batch.records, &self.config.name)?;
             let sender = senders.dead_letters(&self.producer, &self.config)?;
-            // One line per batch, not per row: a file of bad rows must not
-            // flood the journal. Every row's details travel in its headers.
-            if !letters.is_empty() {
-                tracing::warn!(
-                    rows = letters.len(),
-                    topic = %sender.name(),
-                    class = letters.class(0),
-                    file = letters.file(0),
-                    line = letters.line(0),
-                    error = letters.message(0),
-                    "Rows sent to the dead-letter topic; the first is shown."
-                );
-            }
-            let delivered = Delivered::DeadLetters(letters.classes());
+            let first = (!letters.is_empty()).then(|| FirstDeadLetter {
+                class: letters.class(0).to_owned(),
+                file: letters.file(0).to_owned(),
+                line: letters.line(0),
+                message: letters.message(0).to_owned(),
+            });
+            let delivered = Delivered::DeadLetters {
+                classes: letters.classes(),
+                first,
+            };
             return self.send_records(&batch, &letters, delivered, sender);
         }
         let serialized = match serializer.serialize(&batch.records) {
             Ok(s) => s,
             Err(e) => {
-                crate::metrics::global().records_failed(
-                    &self.config.name,
-                    crate::metrics::error_class::SERIALIZE,
-                    rows as u64,
-                );
+                telemetry::emit(RecordsFailed {
+                    source: &self.config.name,
+                    class: crate::metrics::error_class::SERIALIZE,
+                    count: rows as u64,
+                });
                 return Err(e.into());
             }
         };
@@ -411,11 +411,11 @@ impl SourceThread {
         topic: &str,
     ) -> SourceError {
         batch_handle.abandon(refused);
-        crate::metrics::global().records_failed(
-            &self.config.name,
-            crate::producer::kafka_error_class(&error),
-            refused as u64,
-        );
+        telemetry::emit(RecordsFailed {
+            source: &self.config.name,
+            class: crate::producer::kafka_error_class(&error),
+            count: refused as u64,
+        });
         SourceError::Produce {
             topic: topic.to_owned(),
             source: error,
@@ -429,7 +429,9 @@ impl SourceThread {
         let status = self.status.clone();
         let topic = match &delivered {
             Delivered::Records { .. } => self.config.topic.clone(),
-            Delivered::DeadLetters(_) => self.config.dead_letter_topic.clone().unwrap_or_default(),
+            Delivered::DeadLetters { .. } => {
+                self.config.dead_letter_topic.clone().unwrap_or_default()
+            }
         };
         let write_to_ack = self.write_to_ack.clone();
         let sent = std::time::Instant::now();
@@ -439,20 +441,18 @@ impl SourceThread {
                 Outcome::Delivered => {
                     write_to_ack.observe(sent.elapsed().as_secs_f64());
                     match &delivered {
-                        Delivered::Records { rows, bytes } => {
-                            status
-                                .records_produced
-                                .fetch_add(*rows as u64, Ordering::Relaxed);
-                            status.bytes_produced.fetch_add(*bytes, Ordering::Relaxed);
-                        }
-                        Delivered::DeadLetters(classes) => {
-                            for (class, n) in classes {
-                                crate::metrics::global().records_dead_lettered(
-                                    &status.name,
-                                    class,
-                                    *n,
-                                );
-                            }
+                        Delivered::Records { rows, bytes } => telemetry::emit(RecordsProduced {
+                            status: &status,
+                            records: *rows as u64,
+                            bytes: *bytes,
+                        }),
+                        Delivered::DeadLetters { classes, first } => {
+                            telemetry::emit(DeadLettersWritten {
+                                source: &status.name,
+                                topic: &topic,
+                                classes,
+                                first: first.as_ref(),
+                            });
                         }
                     }
                     let mut acks = lock(&shared.acks);
@@ -471,11 +471,11 @@ impl SourceThread {
                 // for it.
                 Outcome::Abandoned => lock(&shared.acks).outstanding -= 1,
                 Outcome::Failed(e) => {
-                    crate::metrics::global().records_failed(
-                        &status.name,
-                        crate::producer::kafka_error_class(&e),
-                        rows as u64,
-                    );
+                    telemetry::emit(RecordsFailed {
+                        source: &status.name,
+                        class: crate::producer::kafka_error_class(&e),
+                        count: rows as u64,
+                    });
                     lock(&shared.acks).outstanding -= 1;
                     lock(&shared.failure).get_or_insert(SourceError::Delivery {
                         topic: topic.clone(),
@@ -522,7 +522,10 @@ enum Delivered {
     /// Serialised rows to the source's topic.
     Records { rows: usize, bytes: u64 },
     /// Dead letters, counted per error class.
-    DeadLetters(Vec<(String, u64)>),
+    DeadLetters {
+        classes: Vec<(String, u64)>,
+        first: Option<FirstDeadLetter>,
+    },
 }
 
 /// Commits delivered checkpoints every interval until the plugin loop has
@@ -611,7 +614,10 @@ async fn commit(
     let result = tokio::task::spawn_blocking(move || store.commit(&name, &to_write)).await;
     match result {
         Ok(Ok(())) => {
-            ctx.status.committed();
+            telemetry::emit(OffsetsCommitted {
+                status: &ctx.status,
+                partitions: changed.len(),
+            });
             let mut acks = lock(&shared.acks);
             for partition in changed {
                 let Some(checkpoint) = snapshot.get(&partition) else {
@@ -625,13 +631,13 @@ async fn commit(
                 let _ = notice_tx.send((partition, checkpoint.clone()));
             }
         }
-        Ok(Err(e)) => {
-            ctx.status.commit_failed();
-            tracing::error!(error = %e, "Offset commit failed; will retry.");
-        }
-        Err(e) => {
-            ctx.status.commit_failed();
-            tracing::error!(error = %e, "Offset commit task failed; will retry.");
-        }
+        Ok(Err(e)) => telemetry::emit(OffsetCommitError {
+            status: &ctx.status,
+            error: &e,
+        }),
+        Err(e) => telemetry::emit(OffsetCommitError {
+            status: &ctx.status,
+            error: &e,
+        }),
     }
 }
