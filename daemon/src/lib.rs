@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http::{HttpError, HttpState};
-use crate::offsets::{FileStore, OffsetError, OffsetStore};
+use crate::offsets::{FileStore, KafkaStore, OffsetError, OffsetStore};
 use crate::pipeline::{SourceState, SourceStatus, Supervisor};
 use crate::plugin::PluginRegistry;
 use crate::producer::{Kafka, ProducerError};
@@ -82,8 +82,8 @@ pub async fn run_with(
     for error in &registry.errors {
         telemetry::emit(telemetry::PluginLoadError { error });
     }
-    let store: Arc<dyn OffsetStore> = Arc::new(FileStore::open(config.offsets.dir.clone())?);
     let kafka = Arc::new(Kafka::connect(&config.kafka)?);
+    let store = open_store(&config.offsets, &kafka).await?;
     let notifier = Arc::new(systemd::Notifier::from_env());
     // Bound before any source starts, so a port in use fails the start.
     let listener = match config.http.listen {
@@ -182,6 +182,37 @@ pub async fn run_with(
         ));
     }
     Ok(())
+}
+
+/// Opens the configured offset store. The Kafka store's topic is created
+/// when missing, unless this host used it before (it was deleted).
+async fn open_store(
+    offsets: &config::OffsetsConfig,
+    kafka: &Kafka,
+) -> Result<Arc<dyn OffsetStore>, RunError> {
+    match offsets.store {
+        config::OffsetStoreKind::File => Ok(Arc::new(FileStore::open(offsets.dir.clone())?)),
+        config::OffsetStoreKind::Kafka => {
+            let existed = kafka.ensure_offsets_topic(&offsets.topic).await?;
+            let dir = offsets.dir.clone();
+            let topic = offsets.topic.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::offsets::kafka::check_marker(&dir, &topic, existed)
+            })
+            .await
+            .map_err(|e| {
+                RunError::Offsets(crate::offsets::OffsetError::Kafka {
+                    topic: offsets.topic.clone(),
+                    message: e.to_string(),
+                })
+            })??;
+            tracing::info!(topic = %offsets.topic, "Offsets are kept in Kafka.");
+            Ok(Arc::new(KafkaStore::new(
+                kafka.client_config(),
+                &offsets.topic,
+            )?))
+        }
+    }
 }
 
 /// How long the stop waits for the daemon's own tasks once the sources

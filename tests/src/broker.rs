@@ -272,6 +272,28 @@ pub(crate) fn create_topic_with_admin(bootstrap: &str, name: &str, partitions: i
     }
 }
 
+/// Deletes topic `name` on a real Kafka through an admin client.
+///
+/// # Panics
+/// If Kafka refuses.
+pub fn delete_topic_with_admin(bootstrap: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let results = runtime
+        .block_on(admin.delete_topics(&[name], &options))
+        .unwrap_or_else(|e| panic!("delete topic {name} on {bootstrap}: {e}"));
+    for result in results {
+        if let Err((topic, code)) = result {
+            panic!("delete topic {topic} on {bootstrap}: {code:?}");
+        }
+    }
+}
+
 /// Polls metadata until `name` has `partitions` partitions, each with a
 /// leader.
 fn wait_for_topic(bootstrap: &str, name: &str, partitions: i32) {

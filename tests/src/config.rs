@@ -22,8 +22,11 @@ pub struct ConfigSpec {
     pub kafka_options: Vec<(String, String)>,
     /// Further `[kafka]` keys, as TOML (`key = value`).
     pub kafka_keys: Vec<String>,
-    /// `[offsets] dir` (with `store = "file"`).
+    /// `[offsets] dir`: the file store, or the Kafka store's state.
     pub offsets_dir: PathBuf,
+    /// `[offsets] store = "kafka"` with this `topic`; `None` for the file
+    /// store.
+    pub offsets_topic: Option<String>,
     /// `[offsets] commit_interval_ms`.
     pub commit_interval_ms: u64,
     /// `[http] listen`: `"off"` unless a test exercises the HTTP server.
@@ -50,6 +53,7 @@ impl ConfigSpec {
             kafka_options: vec![("message.timeout.ms".to_owned(), "10000".to_owned())],
             kafka_keys: Vec::new(),
             offsets_dir: dir.join("offsets"),
+            offsets_topic: None,
             commit_interval_ms: 200,
             http_listen: "off".to_owned(),
             http_token: None,
@@ -110,7 +114,14 @@ impl ConfigSpec {
             let _ = writeln!(t, "{} = {}", toml_str(k), toml_str(v));
         }
         let _ = writeln!(t, "\n[offsets]");
-        let _ = writeln!(t, "store = \"file\"");
+        match &self.offsets_topic {
+            None => {
+                let _ = writeln!(t, "store = \"file\"");
+            }
+            Some(topic) => {
+                let _ = writeln!(t, "store = \"kafka\"\ntopic = {}", toml_str(topic));
+            }
+        }
         let _ = writeln!(t, "dir = {}", toml_path(&self.offsets_dir));
         let _ = writeln!(t, "commit_interval_ms = {}", self.commit_interval_ms);
         let _ = writeln!(t, "\n[http]");

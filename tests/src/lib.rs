@@ -44,7 +44,8 @@ mod tempdir;
 mod tls;
 
 pub use broker::{
-    Broker, BrokerKind, Mock, MockBroker, broker_of_record, brokers_under_test, free_port,
+    Broker, BrokerKind, Mock, MockBroker, broker_of_record, brokers_under_test,
+    delete_topic_with_admin, free_port,
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};

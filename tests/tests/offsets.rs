@@ -247,3 +247,69 @@ fn a_full_or_read_only_state_directory_holds_the_offset_back_and_recovers() {
     let report = consume_seqs(&broker.bootstrap(), "orders", last, Duration::from_secs(60));
     assert!(report.nothing_missing(), "{report}");
 }
+
+#[test]
+fn a_source_moves_to_another_host_through_the_kafka_offset_store() {
+    let mut seed = test_seed();
+    for kind in brokers_under_test() {
+        let dir = TempDir::new("host-move");
+        let broker = Broker::start(kind, dir.path());
+        let topic = broker.topic("moved");
+        broker.create_topic(&topic, 4);
+        let offsets_topic = broker.topic("tributary-offsets");
+        let count = 30_000;
+        // Two hosts: the same configuration, each its own state directory.
+        let host = |name: &str| {
+            let mut spec = ConfigSpec::new(&broker.bootstrap(), &dir.join(name)).drop_in(
+                "orders.toml",
+                datagen_source("orders", &topic, count, 5_000, 7),
+            );
+            spec.offsets_topic = Some(offsets_topic.clone());
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+            write_config(&dir.join(name), &spec)
+        };
+        let (config_a, config_b) = (host("a"), host("b"));
+
+        // Host A is killed half way.
+        let mut a = Daemon::start(&config_a, &dir.join("a.log"));
+        std::thread::sleep(pick(&mut seed, 2000, 3000));
+        a.kill9();
+        assert!(
+            !dir.join("b/offsets").exists(),
+            "host B must start with an empty state directory"
+        );
+
+        // Host B finishes the source from where A's commits left it.
+        let out = run_until_finished(&config_b, Duration::from_secs(120));
+        let text = output_text(&out);
+        assert!(out.status.success(), "{kind}: {text}\nA:\n{}", a.log_text());
+        assert!(
+            text.contains("Resuming from committed checkpoints."),
+            "{kind}: B started from the beginning:\n{text}"
+        );
+        let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
+        eprintln!("{kind}: {report}");
+        assert!(report.nothing_missing(), "{kind}: {report}");
+        // What B sent again is what A had not committed: far less than
+        // everything A sent.
+        assert!(report.duplicated < count / 2, "{kind}: {report}");
+
+        // The offsets topic deleted while B is stopped: B refuses to start
+        // its source from the beginning, and sends nothing.
+        if kind == BrokerKind::Kafka {
+            delete_topic_with_admin(&broker.bootstrap(), &offsets_topic);
+            let out = run_until_finished(&config_b, Duration::from_secs(60));
+            let text = output_text(&out);
+            assert!(!out.status.success(), "{text}");
+            assert!(
+                text.contains(&offsets_topic) && text.contains("is gone"),
+                "{text}"
+            );
+            let again = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(30));
+            assert_eq!(
+                again.total, report.total,
+                "records were sent again: {again}"
+            );
+        }
+    }
+}

@@ -166,13 +166,18 @@ pub enum OffsetStoreKind {
     /// Checksummed files in `offsets.dir`, written tmp → fsync → rename.
     #[default]
     File,
+    /// A compacted Kafka topic, `offsets.topic`: the host is replaceable.
+    Kafka,
 }
 
 /// `[offsets]`: where source checkpoints are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetsConfig {
-    /// Key `store`; only `"file"` exists so far.
+    /// Key `store`: `"file"` (default) or `"kafka"`.
     pub store: OffsetStoreKind,
+    /// Key `topic`: the compacted topic of the Kafka store, created if
+    /// missing.
+    pub topic: String,
     /// Directory of the file store; relative paths are resolved against the
     /// main file's directory, so the daemon's working directory never matters.
     pub dir: PathBuf,
@@ -185,6 +190,7 @@ impl Default for OffsetsConfig {
     fn default() -> Self {
         Self {
             store: OffsetStoreKind::File,
+            topic: "tributary-offsets".to_owned(),
             dir: PathBuf::from("/var/lib/tributary/offsets"),
             commit_interval_ms: 1000,
         }

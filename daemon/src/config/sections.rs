@@ -18,7 +18,7 @@ const KAFKA_KEYS: &[&str] = &[
     "drain_timeout_ms",
     "insecure_skip_tls_verify",
 ];
-const OFFSETS_KEYS: &[&str] = &["store", "dir", "commit_interval_ms"];
+const OFFSETS_KEYS: &[&str] = &["store", "topic", "dir", "commit_interval_ms"];
 const HTTP_KEYS: &[&str] = &["listen", "token"];
 const PLUGINS_KEYS: &[&str] = &["dirs"];
 
@@ -135,9 +135,15 @@ impl Sections<'_> {
             match name {
                 "store" => match ctx.string(item, &key).as_deref() {
                     Some("file") => self.offsets.store = OffsetStoreKind::File,
-                    Some(_) => ctx.error(item.span(), &key, "expected one of: file"),
+                    Some("kafka") => self.offsets.store = OffsetStoreKind::Kafka,
+                    Some(_) => ctx.error(item.span(), &key, "expected one of: file, kafka"),
                     None => {}
                 },
+                "topic" => {
+                    if let Some(topic) = ctx.non_empty_string(item, &key) {
+                        self.offsets.topic = topic;
+                    }
+                }
                 "dir" => {
                     if let Some(dir) = ctx.non_empty_string(item, &key) {
                         self.offsets.dir = self.base_dir.join(dir);
@@ -363,7 +369,7 @@ plugins = { dirs = "/opt" }
 
         let errors = errors_of(parse(
             r#"kafka = { topic_partitions = "3", topic_replication_factor = 40000, drain_timeout_ms = -1, options = [] }
-offsets = { commit_interval_ms = 0, store = "kafka" }
+offsets = { commit_interval_ms = 0, store = "s3" }
 http = { listen = "localhost" }
 plugins = { dirs = "/opt" }
 "#,
@@ -376,7 +382,7 @@ plugins = { dirs = "/opt" }
                 "/t.toml:1:88: `kafka.drain_timeout_ms`: must be at least 0",
                 "/t.toml:1:102: `kafka.options`: expected a table, found an array",
                 "/t.toml:2:34: `offsets.commit_interval_ms`: must be at least 1",
-                "/t.toml:2:45: `offsets.store`: expected one of: file",
+                "/t.toml:2:45: `offsets.store`: expected one of: file, kafka",
                 "/t.toml:3:19: `http.listen`: expected an IP address and port such as \"127.0.0.1:9464\" or \"[::]:9464\", or \"off\"",
                 "/t.toml:4:20: `plugins.dirs`: expected an array of strings, found a string",
             ]

@@ -6,11 +6,14 @@
 //! last commit is sent again.
 
 mod file;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 pub use file::FileStore;
+pub use kafka::KafkaStore;
 
 /// The committed checkpoint of each partition of one source.
 pub type Checkpoints = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -41,6 +44,20 @@ pub enum OffsetError {
         /// What is wrong.
         reason: String,
     },
+    /// The Kafka offsets topic cannot be read or written, or is gone.
+    #[error("offsets topic `{topic}`: {message}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Locks a mutex, recovering from poisoning: the stores keep plain maps that
+/// a panic cannot leave half-updated in a way that matters.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A place to keep checkpoints. Implementations are called from blocking

@@ -596,11 +596,48 @@ impl Kafka {
         if self.topic_exists(topic).await? {
             return Ok(());
         }
-        let new = NewTopic::new(
+        self.create_topic(topic, self.topic_partitions, &[]).await
+    }
+
+    /// Makes sure the compacted topic of the Kafka offset store exists;
+    /// returns whether it existed before. One partition: the topic holds
+    /// one small record per source partition, read whole at every start.
+    ///
+    /// The in-process broker forgets everything when the daemon exits, so
+    /// there its topic counts as always there: nothing to protect.
+    pub async fn ensure_offsets_topic(&self, topic: &str) -> Result<bool, ProducerError> {
+        if let Some(broker) = &self.embedded {
+            broker.create_topic(topic, 1)?;
+            return Ok(true);
+        }
+        if self.topic_exists(topic).await? {
+            return Ok(true);
+        }
+        self.create_topic(topic, 1, &[("cleanup.policy", "compact")])
+            .await?;
+        Ok(false)
+    }
+
+    /// The connection and security settings, for the daemon's other clients
+    /// of the same cluster (the offset store).
+    pub fn client_config(&self) -> &ClientConfig {
+        &self.admin_config
+    }
+
+    async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), ProducerError> {
+        let mut new = NewTopic::new(
             topic,
-            self.topic_partitions,
+            partitions,
             TopicReplication::Fixed(self.topic_replication_factor),
         );
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let admin: AdminClient<DefaultClientContext> =
             self.admin_config.create().map_err(ProducerError::Client)?;
@@ -625,7 +662,7 @@ impl Kafka {
         }
         tracing::info!(
             topic,
-            partitions = self.topic_partitions,
+            partitions,
             replication_factor = self.topic_replication_factor,
             "Created topic."
         );
