@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 use serde_json::{Map, Value};
+use tributary_plugin_sdk::bad_rows::OnError;
 use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, Options};
 
 use crate::parse::{ColumnType, Parser};
@@ -28,17 +29,6 @@ pub enum Overflow {
     Truncate,
     /// It is dropped whole.
     Skip,
-}
-
-/// What happens to a line the parser cannot read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// The source stops with an error naming the file and line.
-    Fail,
-    /// The line is dropped and counted.
-    Skip,
-    /// The line goes to the source's dead-letter topic.
-    DeadLetter,
 }
 
 /// How continuation lines are recognised.
@@ -212,15 +202,12 @@ pub fn options() -> Vec<OptionSpec> {
              float64, boolean; unlisted captures are strings. A value that does not parse \
              is a parse error; an unmatched optional group is null.",
         ),
-        OptionSpec::new(
-            "on_error",
-            OptionKind::String,
-            Some("\"skip\""),
+        OnError::option(
+            OnError::Skip,
             "A line the parser cannot read (not a JSON object, no regex match, a bad typed \
              value): `skip` drops and counts it, `dead_letter` sends it to the source's \
              dead-letter topic with the error, `fail` stops the source naming file and line.",
-        )
-        .one_of(&["fail", "skip", "dead_letter"]),
+        ),
         OptionSpec::new(
             "max_open_files",
             OptionKind::Integer,
@@ -303,16 +290,10 @@ impl Config {
             Some("skip") => Overflow::Skip,
             _ => Overflow::Truncate,
         };
-        let on_error = match choice(
-            obj,
-            "on_error",
-            &["fail", "skip", "dead_letter"],
-            &mut issues,
-        ) {
-            Some("fail") => OnError::Fail,
-            Some("dead_letter") => OnError::DeadLetter,
-            _ => OnError::Skip,
-        };
+        let on_error = OnError::from_options(options, OnError::Skip).unwrap_or_else(|issue| {
+            issues.push(issue);
+            OnError::Skip
+        });
 
         let glob_interval_ms = int(obj, "glob_interval_ms", 1000, 10, 3_600_000, &mut issues);
         let fingerprint_bytes = int(

@@ -12,6 +12,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use regex::Regex;
 use serde_json::Value;
 use tributary_plugin_sdk::ConfigIssue;
+use tributary_plugin_sdk::bad_rows::GoodRows;
 
 /// Names of the columns every row has, in order.
 pub mod column {
@@ -365,6 +366,50 @@ pub fn build_batch(
         }));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// The good lines of one file being gathered, with what every row of their
+/// batch carries: the good rows of a bad-row
+/// [`Assembly`](tributary_plugin_sdk::bad_rows::Assembly).
+#[derive(Debug)]
+pub struct GoodLines<'a> {
+    rows: Vec<Row>,
+    parser: &'a Parser,
+    file: &'a str,
+    host: &'a str,
+    read_time_ms: i64,
+}
+
+impl<'a> GoodLines<'a> {
+    /// No lines yet; their batch will name `file` and `host`.
+    pub fn new(parser: &'a Parser, file: &'a str, host: &'a str, read_time_ms: i64) -> Self {
+        GoodLines {
+            rows: Vec::new(),
+            parser,
+            file,
+            host,
+            read_time_ms,
+        }
+    }
+
+    /// Adds a line.
+    pub fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+}
+
+impl GoodRows for GoodLines<'_> {
+    type Out = RecordBatch;
+    type Error = ArrowError;
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = std::mem::take(&mut self.rows);
+        build_batch(self.parser, &rows, self.file, self.host, self.read_time_ms)
+    }
 }
 
 /// Regex rows hold their cells in column order; JSON rows by name.

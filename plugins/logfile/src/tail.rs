@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use tributary_plugin_sdk::dead_letter::{DeadLetter, dead_letter_batch};
+use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, Place, Policy, Run, Throttle, Verdict};
 use tributary_plugin_sdk::{Batch, Error, Logger};
 
-use crate::config::{Config, OnError, ReadFrom};
+use crate::config::{Config, ReadFrom};
 use crate::identity::{FileId, decode_checkpoint, encode_checkpoint, prefix_crc};
 use crate::lines::{Event, Joiner, Line, Position, Splitter};
-use crate::parse::{Row, build_batch};
+use crate::parse::{GoodLines, Row};
 use crate::watch::{Watcher, static_dir};
 
 /// A partition holding no file, committed once on the first run, so that
@@ -94,11 +94,12 @@ struct Known {
 }
 
 /// Counters logged with rate limiting.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     overlong: u64,
     parse_errors: u64,
-    logged: HashMap<&'static str, Instant>,
+    /// Lets each kind of warning through once per [`WARN_INTERVAL`].
+    warnings: Throttle,
 }
 
 /// The engine of one `logfile` source.
@@ -211,7 +212,11 @@ impl Tailer {
             empty_pending: false,
             cursor: 0,
             buf: vec![0u8; CHUNK],
-            counters: Counters::default(),
+            counters: Counters {
+                overlong: 0,
+                parse_errors: 0,
+                warnings: Throttle::new(WARN_INTERVAL),
+            },
             config,
         }
     }
@@ -781,17 +786,30 @@ impl Tailer {
             }
             return Ok(());
         }
-        let read_time = now_ms();
         let path = t.path_text.clone();
         let partition = t.partition.clone();
-        let parser = &self.config.parser;
-        let mut good: Vec<Row> = Vec::new();
-        let mut bad: Vec<DeadLetter> = Vec::new();
+        // Lines are not counted here (a file may be read from its end), so a
+        // bad line is placed by its byte offset; skipped lines are reported
+        // in one throttled warning, not a log line each.
+        let mut policy = Policy::new(self.config.on_error, path.clone()).logging(0);
+        let mut assembly = Assembly::new(GoodLines::new(
+            &self.config.parser,
+            &path,
+            &self.host,
+            now_ms(),
+        ));
         let mut last_end = t.emitted;
         let mut batches: Vec<Batch> = Vec::new();
+        let batch = |run: Run<RecordBatch>, end: Position, lag: Option<u64>| {
+            Ok::<_, Error>(Batch {
+                records: run.into_records()?,
+                partition: partition.clone(),
+                checkpoint: encode_checkpoint(end, &path),
+                lag,
+            })
+        };
         let mut failure = None;
         let mut skipped = 0u64;
-        let checkpoint = |end: Position| encode_checkpoint(end, &path);
         let total = events.len();
         for (n, event) in events.into_iter().enumerate() {
             let line = match String::from_utf8(event.text) {
@@ -803,77 +821,52 @@ impl Tailer {
             } else {
                 event.end
             };
-            match parser.parse(&line) {
+            match self.config.parser.parse(&line) {
                 Ok(cells) => {
-                    if !bad.is_empty() {
-                        batches.push(Batch {
-                            records: dead_letter_batch(&std::mem::take(&mut bad))?,
-                            partition: partition.clone(),
-                            checkpoint: checkpoint(last_end),
-                            lag: None,
-                        });
+                    if assembly.has_dead()
+                        && let Some(run) = assembly.take()?
+                    {
+                        batches.push(batch(run, last_end, None)?);
                     }
-                    good.push(Row {
+                    assembly.rows_mut().push(Row {
                         line,
                         offset: event.start,
                         cells,
                     });
                 }
-                Err((class, message)) => match self.config.on_error {
-                    OnError::Fail => {
-                        failure = Some(Error::new(format!(
-                            "{path}: the line at byte {}: {message} (on_error = \"fail\")",
-                            event.start
-                        )));
-                        break;
-                    }
-                    OnError::Skip => skipped += 1,
-                    OnError::DeadLetter => {
-                        if !good.is_empty() {
-                            let rows = std::mem::take(&mut good);
-                            batches.push(Batch {
-                                records: build_batch(parser, &rows, &path, &self.host, read_time)?,
-                                partition: partition.clone(),
-                                checkpoint: checkpoint(last_end),
-                                lag: None,
-                            });
+                Err((class, message)) => {
+                    let bad = BadRow {
+                        class,
+                        message,
+                        place: Place::Byte(event.start),
+                        raw: line.into_bytes(),
+                    };
+                    match policy.judge(bad) {
+                        Ok(Verdict::Skip) => skipped += 1,
+                        Ok(Verdict::Dead(letter)) => {
+                            if assembly.has_rows()
+                                && let Some(run) = assembly.take()?
+                            {
+                                batches.push(batch(run, last_end, None)?);
+                            }
+                            assembly.push_dead(letter);
                         }
-                        bad.push(DeadLetter {
-                            raw: line.into_bytes(),
-                            error_class: class.to_owned(),
-                            message: format!("byte {}: {message}", event.start),
-                            file: path.clone(),
-                            line: 0,
-                        });
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
                     }
-                },
+                }
             }
             last_end = end;
         }
-        if !good.is_empty() {
-            batches.push(Batch {
-                records: build_batch(parser, &good, &path, &self.host, read_time)?,
-                partition: partition.clone(),
-                checkpoint: checkpoint(last_end),
-                lag,
-            });
-        }
-        if !bad.is_empty() {
-            batches.push(Batch {
-                records: dead_letter_batch(&bad)?,
-                partition: partition.clone(),
-                checkpoint: checkpoint(last_end),
-                lag,
-            });
+        if let Some(run) = assembly.take()? {
+            batches.push(batch(run, last_end, lag)?);
         }
         if batches.is_empty() && last_end != self.files[i].emitted {
             // Every line was skipped: only the position moves.
-            batches.push(Batch {
-                records: RecordBatch::new_empty(crate::parse::standard_schema()),
-                partition: partition.clone(),
-                checkpoint: checkpoint(last_end),
-                lag,
-            });
+            let empty = RecordBatch::new_empty(crate::parse::standard_schema());
+            batches.push(batch(Run::Rows(empty), last_end, lag)?);
         }
         self.files[i].emitted = last_end;
         self.out.extend(batches);
@@ -914,16 +907,7 @@ impl Tailer {
 
     /// Logs a warning of `kind` at most once per [`WARN_INTERVAL`].
     fn warn_once(&mut self, kind: &'static str, msg: &str) {
-        let now = Instant::now();
-        let due = self
-            .counters
-            .logged
-            .get(kind)
-            .is_none_or(|t| now.duration_since(*t) >= WARN_INTERVAL);
-        if due {
-            self.counters.logged.insert(kind, now);
-            self.log.warn(msg);
-        }
+        self.counters.warnings.warn(&self.log, kind, msg);
     }
 
     /// Paths followed now, for tests and diagnostics.

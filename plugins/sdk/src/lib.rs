@@ -7,6 +7,9 @@
 //!   [`OptionSpec`]s and read back typed with defaults applied.
 //! * [`Source`] and [`SourceType`]: what a plugin author implements, in safe
 //!   Rust, returning Arrow [`RecordBatch`](arrow_array::RecordBatch)es.
+//! * [`bad_rows`]: rows a source cannot read — the `on_error` option, the
+//!   policy that counts, logs and judges them, the split of a chunk into
+//!   good rows and [`dead_letter`] batches, and throttled warnings.
 //! * [`export_plugin!`]: generates the entry symbol, wrapping every entry
 //!   point in `catch_unwind` so a panicking plugin fails its source, not the
 //!   daemon.
@@ -22,6 +25,7 @@ compile_error!(
 );
 
 pub mod abi;
+pub mod bad_rows;
 pub mod calendar;
 pub mod dead_letter;
 #[doc(hidden)]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
+use tributary_plugin_sdk::bad_rows::OnError;
 use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, Options};
 
 use crate::types::ColumnType;
@@ -28,18 +29,6 @@ impl Format {
     pub fn is_text(self) -> bool {
         matches!(self, Format::Csv | Format::Ndjson)
     }
-}
-
-/// What to do with a row that cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// Stop: the source fails (a single file or glob), or the file goes to
-    /// `error/` and the spool goes on with the next one.
-    Fail,
-    /// Count it, log it, go on.
-    Skip,
-    /// Return it as a dead-letter batch for the source's dead-letter topic.
-    DeadLetter,
 }
 
 /// How input files are compressed.
@@ -114,7 +103,9 @@ pub struct Config {
     pub input: Input,
     /// Most rows per batch.
     pub batch_rows: usize,
-    /// The bad-row policy.
+    /// The bad-row policy: under `fail` the source fails (a single file or
+    /// glob), or the file goes to `error/` and the spool goes on with the
+    /// next one.
     pub on_error: OnError,
     /// Explicit column types, by name.
     pub columns: Vec<(String, ColumnType)>,
@@ -208,16 +199,13 @@ pub fn options(format: Format) -> Vec<OptionSpec> {
     ];
     if format.is_text() {
         specs.extend([
-            OptionSpec::new(
-                "on_error",
-                OptionKind::String,
-                Some("\"fail\""),
+            OnError::option(
+                OnError::Fail,
                 "A row that cannot be read (ragged, a value that does not parse as its \
                  column's type, invalid UTF-8 or JSON): `fail` stops the source (in a spool, \
                  the file goes to `error_dir` and the next file is read); `skip` counts and \
                  logs it; `dead_letter` sends the raw row to the source's dead-letter topic.",
-            )
-            .one_of(&["fail", "skip", "dead_letter"]),
+            ),
             OptionSpec::new(
                 "columns",
                 OptionKind::Table,
@@ -329,15 +317,11 @@ impl Config {
             .unwrap_or(500);
         let batch_rows = ctx.integer("batch_rows", 1, MAX_BATCH_ROWS).unwrap_or(8192);
         let infer_rows = ctx.integer("infer_rows", 0, MAX_INFER_ROWS).unwrap_or(1000);
-        let on_error = match ctx.string("on_error").as_deref() {
-            None | Some("fail") => OnError::Fail,
-            Some("skip") => OnError::Skip,
-            Some("dead_letter") => OnError::DeadLetter,
-            Some(_) => {
-                ctx.issue("on_error", "expected one of fail, skip, dead_letter");
-                OnError::Fail
-            }
-        };
+        // Columnar formats do not declare it: they have no bad rows.
+        let on_error = OnError::from_options(options, OnError::Fail).unwrap_or_else(|issue| {
+            ctx.issues.push(issue);
+            OnError::Fail
+        });
         let compression = match ctx.string("compression").as_deref() {
             None | Some("auto") => Compression::Auto,
             Some("none") => Compression::None,

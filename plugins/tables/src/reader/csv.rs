@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 use csv_core::ReadRecordResult;
+use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, Place, Policy, Verdict};
 
 use super::{
-    Assembly, BadRow, Chunk, Policy, ReadError, SCAN_LIMIT, TableReader, Verdict, open_text_at,
-    raw_bytes,
+    Chunk, ReadError, SCAN_LIMIT, TableReader, assembled, bad_cell, open_text_at, raw_bytes,
 };
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, CsvDialect, OnError};
+use crate::config::{Config, CsvDialect};
 use crate::types::{
     BatchBuilder, CellError, ColumnType, Columns, Inference, parse_text, shorten, utf8_error,
 };
@@ -40,7 +40,7 @@ pub struct CsvReader {
     raw_source: Option<File>,
     dialect: CsvDialect,
     policy: Policy,
-    assembly: Assembly,
+    assembly: Assembly<BatchBuilder>,
     ended: bool,
     /// Plain files only: the size, for the lag.
     size: Option<u64>,
@@ -278,10 +278,7 @@ impl CsvReader {
         let capacity = config.batch_rows.min(65_536);
         Ok(CsvReader {
             path: path.to_path_buf(),
-            assembly: Assembly {
-                rows: BatchBuilder::new(&columns, capacity),
-                dead: Vec::new(),
-            },
+            assembly: Assembly::new(BatchBuilder::new(&columns, capacity)),
             columns,
             null_values,
             records,
@@ -294,7 +291,7 @@ impl CsvReader {
             pending: false,
             raw_source,
             dialect: config.csv.clone(),
-            policy: Policy::new(config.on_error, path),
+            policy: Policy::new(config.on_error, path.display().to_string()),
             ended: false,
             size,
         })
@@ -342,7 +339,7 @@ impl CsvReader {
     fn bad_row(&self, cell: Option<(usize, CellError)>, line: u64, start: u64, end: u64) -> BadRow {
         let raw = self.raw(start, end);
         match cell {
-            Some((i, e)) => BadRow::cell(e, i, &self.columns.names[i], line, raw),
+            Some((i, e)) => bad_cell(e, i, &self.columns.names[i], line, raw),
             None => BadRow {
                 class: "ragged_row",
                 message: format!(
@@ -351,7 +348,7 @@ impl CsvReader {
                     self.columns.names.len(),
                     shorten(&self.columns.names.join(", "))
                 ),
-                line,
+                place: Place::Line(line),
                 raw,
             },
         }
@@ -500,10 +497,7 @@ impl TableReader for CsvReader {
         // checkpoint.
         let mut scanned = 0;
         loop {
-            if self.assembly.rows.len() >= max_rows
-                || self.assembly.dead.len() >= max_rows
-                || scanned >= SCAN_LIMIT.max(max_rows)
-            {
+            if self.assembly.len() >= max_rows || scanned >= SCAN_LIMIT.max(max_rows) {
                 break;
             }
             scanned += 1;
@@ -528,7 +522,7 @@ impl TableReader for CsvReader {
             }
             let parsed = if self.records.len() == self.columns.names.len() {
                 append_record(
-                    &mut self.assembly.rows,
+                    self.assembly.rows_mut(),
                     &self.records,
                     &self.columns.types,
                     &self.null_values,
@@ -539,15 +533,15 @@ impl TableReader for CsvReader {
             };
             match parsed {
                 Ok(()) => {
-                    if !self.assembly.dead.is_empty() {
+                    if self.assembly.has_dead() {
                         // A good row ends a run of bad ones; it starts the next chunk.
-                        self.assembly.rows.pop();
+                        self.assembly.rows_mut().pop();
                         self.pending = true;
                         break;
                     }
                 }
                 Err(cell) => {
-                    if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
+                    if self.assembly.bad_row_waits(self.policy.on_error()) {
                         // A bad row ends a run of good ones: the good ones go out first,
                         // then the bad one starts the next chunk (or fails the file).
                         self.pending = true;
@@ -556,7 +550,7 @@ impl TableReader for CsvReader {
                     let bad = self.bad_row(cell, line, start_byte, end_byte);
                     match self.policy.judge(bad)? {
                         Verdict::Skip => {}
-                        Verdict::Dead(letter) => self.assembly.dead.push(letter),
+                        Verdict::Dead(letter) => self.assembly.push_dead(letter),
                     }
                 }
             }
@@ -565,11 +559,7 @@ impl TableReader for CsvReader {
             self.pos.byte_pos = end_byte;
             self.pos.next_line = end_line;
         }
-        match self.assembly.take()? {
-            Some(chunk) => Ok(chunk),
-            None if !self.ended => Ok(Chunk::Rows(self.assembly.rows.finish()?)),
-            None => Ok(Chunk::End),
-        }
+        assembled(&mut self.assembly, self.ended)
     }
 
     fn position(&self) -> Checkpoint {
@@ -585,7 +575,7 @@ impl TableReader for CsvReader {
     }
 
     fn bad_rows(&mut self) -> (u64, Vec<String>) {
-        (self.policy.bad, std::mem::take(&mut self.policy.logs))
+        (self.policy.bad(), self.policy.take_logs())
     }
 }
 

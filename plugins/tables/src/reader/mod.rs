@@ -5,7 +5,9 @@
 //! rows as dead letters (never both in one chunk, so a dead-letter batch's
 //! checkpoint lies after its bad rows and the good rows before them went in
 //! an earlier batch), and finally [`Chunk::End`]. [`TableReader::position`]
-//! is the checkpoint after the last chunk.
+//! is the checkpoint after the last chunk. The text readers judge bad rows
+//! with the SDK's [`Policy`](tributary_plugin_sdk::bad_rows::Policy) and
+//! gather chunks in its [`Assembly`].
 
 pub mod columnar;
 pub mod csv;
@@ -17,17 +19,17 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use tributary_plugin_sdk::ErrorCategory;
+use arrow_schema::ArrowError;
+use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, GoodRows, Place, Run};
 use tributary_plugin_sdk::dead_letter::DeadLetter;
+use tributary_plugin_sdk::{Error, ErrorCategory};
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Compression, OnError};
+use crate::config::Compression;
 use crate::types::{BatchBuilder, CellError};
 
 /// The most bytes of a bad row kept as its raw dead-letter value.
 pub const MAX_RAW_BYTES: usize = 1024 * 1024;
-/// Bad rows of one file logged one by one; later ones are only counted.
-pub const LOGGED_BAD_ROWS: u64 = 100;
 /// Most rows one chunk looks at, counting skipped ones.
 pub const SCAN_LIMIT: usize = 65_536;
 /// Read buffer size for text files.
@@ -67,9 +69,16 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-impl From<arrow_schema::ArrowError> for ReadError {
-    fn from(e: arrow_schema::ArrowError) -> Self {
+impl From<ArrowError> for ReadError {
+    fn from(e: ArrowError) -> Self {
         ReadError::data(e.to_string())
+    }
+}
+
+/// A bad row under `on_error = "fail"`, from the bad-row policy.
+impl From<Error> for ReadError {
+    fn from(e: Error) -> Self {
+        ReadError(e.message().to_owned(), e.category())
     }
 }
 
@@ -87,123 +96,41 @@ pub trait TableReader {
     fn schema(&self) -> arrow_schema::SchemaRef;
 }
 
-/// One bad row.
-#[derive(Debug, Clone)]
-pub struct BadRow {
-    /// Class from the fixed set of [`CellError`] classes, plus `ragged_row`
-    /// and `invalid_json`.
-    pub class: &'static str,
-    /// What was wrong, naming the column.
-    pub message: String,
-    /// The 1-based line the row starts on.
-    pub line: u64,
-    /// The row as read.
-    pub raw: Vec<u8>,
-}
-
-impl BadRow {
-    /// A cell that did not parse, in column `name`.
-    pub fn cell(e: CellError, column: usize, name: &str, line: u64, raw: Vec<u8>) -> BadRow {
-        BadRow {
-            class: e.class,
-            message: format!("column {} (`{name}`): {}", column + 1, e.message),
-            line,
-            raw,
-        }
+/// The bad row of a cell that did not parse, in column `name`: its class
+/// is one of [`CellError`]'s; readers add `ragged_row` and `invalid_json`.
+pub fn bad_cell(e: CellError, column: usize, name: &str, line: u64, raw: Vec<u8>) -> BadRow {
+    BadRow {
+        class: e.class,
+        message: format!("column {} (`{name}`): {}", column + 1, e.message),
+        place: Place::Line(line),
+        raw,
     }
 }
 
-/// Applies the bad-row policy and keeps a run of dead letters apart from
-/// good rows. Shared by the text readers.
-#[derive(Debug)]
-pub struct Policy {
-    /// What to do with a bad row.
-    pub on_error: OnError,
-    /// The file, for messages.
-    pub file: String,
-    /// Bad rows so far.
-    pub bad: u64,
-    /// Log lines for bad rows, taken by [`TableReader::bad_rows`].
-    pub logs: Vec<String>,
-}
+/// Good rows of a text file, built column by column.
+impl GoodRows for BatchBuilder {
+    type Out = RecordBatch;
+    type Error = ArrowError;
 
-/// What a reader does with a bad row it just read.
-#[derive(Debug)]
-pub enum Verdict {
-    /// Skip it (counted and logged).
-    Skip,
-    /// Put it in the current dead-letter run.
-    Dead(DeadLetter),
-}
-
-impl Policy {
-    /// A policy for `file`.
-    pub fn new(on_error: OnError, file: &Path) -> Policy {
-        Policy {
-            on_error,
-            file: file.display().to_string(),
-            bad: 0,
-            logs: Vec::new(),
-        }
+    fn len(&self) -> usize {
+        BatchBuilder::len(self)
     }
 
-    /// Counts and logs a bad row, and says what to do with it; under
-    /// `fail` it is the error the file stops with.
-    pub fn judge(&mut self, row: BadRow) -> Result<Verdict, ReadError> {
-        self.bad += 1;
-        let text = format!(
-            "{} line {}: {} ({})",
-            self.file, row.line, row.message, row.class
-        );
-        if self.on_error == OnError::Fail {
-            return Err(ReadError::data(format!("bad row at {text}")));
-        }
-        if self.bad <= LOGGED_BAD_ROWS {
-            let action = match self.on_error {
-                OnError::Skip => "skipped",
-                _ => "sent to the dead-letter topic",
-            };
-            self.logs.push(format!("Bad row {action}: {text}."));
-            if self.bad == LOGGED_BAD_ROWS {
-                self.logs.push(format!(
-                    "Further bad rows of {} are counted, not logged.",
-                    self.file
-                ));
-            }
-        }
-        Ok(match self.on_error {
-            OnError::DeadLetter => Verdict::Dead(DeadLetter {
-                raw: row.raw,
-                error_class: row.class.to_owned(),
-                message: row.message,
-                file: self.file.clone(),
-                line: row.line,
-            }),
-            _ => Verdict::Skip,
-        })
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        BatchBuilder::finish(self)
     }
 }
 
-/// Rows of the chunk being assembled: good ones or a run of bad ones.
-#[derive(Debug)]
-pub struct Assembly {
-    /// Good rows.
-    pub rows: BatchBuilder,
-    /// Bad rows.
-    pub dead: Vec<DeadLetter>,
-}
-
-impl Assembly {
-    /// Turns what was assembled into a chunk; `None` when nothing was.
-    pub fn take(&mut self) -> Result<Option<Chunk>, ReadError> {
-        if !self.dead.is_empty() {
-            return Ok(Some(Chunk::Dead(std::mem::take(&mut self.dead))));
-        }
-        if !self.rows.is_empty() {
-            return Ok(Some(Chunk::Rows(self.rows.finish()?)));
-        }
-        Ok(None)
-    }
+/// The chunk a text reader returns once it stops reading: what `assembly`
+/// gathered; else, before the end of the file, an empty batch that only
+/// moves the checkpoint past skipped rows; else [`Chunk::End`].
+pub fn assembled(assembly: &mut Assembly<BatchBuilder>, ended: bool) -> Result<Chunk, ReadError> {
+    Ok(match assembly.take()? {
+        Some(Run::Rows(records)) => Chunk::Rows(records),
+        Some(Run::Dead(letters)) => Chunk::Dead(letters),
+        None if !ended => Chunk::Rows(assembly.rows_mut().finish()?),
+        None => Chunk::End,
+    })
 }
 
 /// The UTF-8 byte order mark some tools write at the start of a file.

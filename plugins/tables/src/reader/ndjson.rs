@@ -9,12 +9,11 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, Place, Policy, Verdict};
 
-use super::{
-    Assembly, BadRow, Chunk, Policy, ReadError, SCAN_LIMIT, TableReader, Verdict, open_text_at,
-};
+use super::{Chunk, ReadError, SCAN_LIMIT, TableReader, assembled, bad_cell, open_text_at};
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, OnError};
+use crate::config::Config;
 use crate::types::{
     BatchBuilder, Cell, CellError, ColumnType, Columns, Inference, parse_text, shorten,
 };
@@ -29,7 +28,7 @@ pub struct NdjsonReader {
     /// `line` holds a row read but not yet taken.
     pending: bool,
     policy: Policy,
-    assembly: Assembly,
+    assembly: Assembly<BatchBuilder>,
     cells: Vec<Cell>,
     texts: Vec<String>,
     ended: bool,
@@ -142,10 +141,7 @@ impl NdjsonReader {
             path: path.to_path_buf(),
             cells: Vec::with_capacity(columns.names.len()),
             texts: vec![String::new(); columns.names.len()],
-            assembly: Assembly {
-                rows: BatchBuilder::new(&columns, capacity),
-                dead: Vec::new(),
-            },
+            assembly: Assembly::new(BatchBuilder::new(&columns, capacity)),
             columns,
             input: input.reader,
             pos: Checkpoint {
@@ -155,7 +151,7 @@ impl NdjsonReader {
             },
             line: Vec::new(),
             pending: false,
-            policy: Policy::new(config.on_error, path),
+            policy: Policy::new(config.on_error, path.display().to_string()),
             ended: false,
             size,
         })
@@ -177,7 +173,7 @@ impl NdjsonReader {
             return Err(BadRow {
                 class: "invalid_utf8",
                 message: format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
-                line: line_no,
+                place: Place::Line(line_no),
                 raw,
             });
         }
@@ -190,7 +186,7 @@ impl NdjsonReader {
                         "expected a JSON object, got {}",
                         shorten(&other.to_string())
                     ),
-                    line: line_no,
+                    place: Place::Line(line_no),
                     raw,
                 });
             }
@@ -198,7 +194,7 @@ impl NdjsonReader {
                 return Err(BadRow {
                     class: "invalid_json",
                     message: format!("invalid JSON: {e}"),
-                    line: line_no,
+                    place: Place::Line(line_no),
                     raw,
                 });
             }
@@ -220,7 +216,7 @@ impl NdjsonReader {
                     }
                     self.cells.push(cell);
                 }
-                Err(e) => return Err(BadRow::cell(e, i, name, line_no, raw)),
+                Err(e) => return Err(bad_cell(e, i, name, line_no, raw)),
             }
         }
         Ok(())
@@ -269,10 +265,7 @@ impl TableReader for NdjsonReader {
         // checkpoint.
         let mut scanned = 0;
         loop {
-            if self.assembly.rows.len() >= max_rows
-                || self.assembly.dead.len() >= max_rows
-                || scanned >= SCAN_LIMIT.max(max_rows)
-            {
+            if self.assembly.len() >= max_rows || scanned >= SCAN_LIMIT.max(max_rows) {
                 break;
             }
             scanned += 1;
@@ -289,23 +282,23 @@ impl TableReader for NdjsonReader {
             }
             match self.parse() {
                 Ok(()) => {
-                    if !self.assembly.dead.is_empty() {
+                    if self.assembly.has_dead() {
                         self.pending = true;
                         break;
                     }
                     let texts = &self.texts;
                     self.assembly
-                        .rows
+                        .rows_mut()
                         .append(&self.cells, |i| texts[i].as_str());
                 }
                 Err(bad) => {
-                    if self.policy.on_error != OnError::Skip && !self.assembly.rows.is_empty() {
+                    if self.assembly.bad_row_waits(self.policy.on_error()) {
                         self.pending = true;
                         break;
                     }
                     match self.policy.judge(bad)? {
                         Verdict::Skip => {}
-                        Verdict::Dead(letter) => self.assembly.dead.push(letter),
+                        Verdict::Dead(letter) => self.assembly.push_dead(letter),
                     }
                 }
             }
@@ -314,11 +307,7 @@ impl TableReader for NdjsonReader {
             self.pos.byte_pos += self.line.len() as u64;
             self.pos.next_line += 1;
         }
-        match self.assembly.take()? {
-            Some(chunk) => Ok(chunk),
-            None if !self.ended => Ok(Chunk::Rows(self.assembly.rows.finish()?)),
-            None => Ok(Chunk::End),
-        }
+        assembled(&mut self.assembly, self.ended)
     }
 
     fn position(&self) -> Checkpoint {
@@ -334,6 +323,6 @@ impl TableReader for NdjsonReader {
     }
 
     fn bad_rows(&mut self) -> (u64, Vec<String>) {
-        (self.policy.bad, std::mem::take(&mut self.policy.logs))
+        (self.policy.bad(), self.policy.take_logs())
     }
 }
