@@ -72,8 +72,9 @@ pub mod error_class {
 
 /// The daemon's own classes of source failures; the plugin ABI's error
 /// categories (`ErrorCategory::NAMES`) come before them.
-const DAEMON_FAILURE_CLASSES: [&str; 6] = [
+const DAEMON_FAILURE_CLASSES: [&str; 7] = [
     "kafka",
+    "fenced",
     "offsets",
     error_class::SERIALIZE,
     "dead_letter",

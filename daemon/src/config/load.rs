@@ -200,7 +200,24 @@ impl<'a> Loader<'a> {
     }
 
     /// The config as far as it could be read, with every problem found.
-    fn finish(self, conf_dir: Option<PathBuf>) -> (Config, Vec<ConfigError>) {
+    fn finish(mut self, conf_dir: Option<PathBuf>) -> (Config, Vec<ConfigError>) {
+        // Exactly-once commits a source's checkpoint in the same Kafka
+        // transaction as its records, so the checkpoint must live in Kafka.
+        if self.offsets.store != super::OffsetStoreKind::Kafka {
+            for source in &self.sources {
+                if source.delivery == super::Delivery::ExactlyOnce {
+                    self.errors.push(ConfigError::new(
+                        source.delivery_location.clone(),
+                        Some(super::source_key(
+                            &super::source_label(&source.name),
+                            "delivery",
+                        )),
+                        "`exactly_once` needs `[offsets] store = \"kafka\"`: the checkpoint \
+                         commits in the same Kafka transaction as the records",
+                    ));
+                }
+            }
+        }
         let config = Config {
             main_file: self.main_file.to_path_buf(),
             conf_dir,

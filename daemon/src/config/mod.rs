@@ -108,6 +108,11 @@ pub struct KafkaConfig {
     /// risk: the librdkafka properties that do the same are refused in
     /// `[kafka.options]`, so turning verification off is never an accident.
     pub insecure_skip_tls_verify: bool,
+    /// Key `transactional_id_prefix`: an exactly-once source's
+    /// `transactional.id` is this plus its name. Two daemons sharing a
+    /// cluster must use different prefixes unless they are meant to fence
+    /// each other (a source that moved hosts).
+    pub transactional_id_prefix: String,
 }
 
 impl KafkaConfig {
@@ -129,6 +134,7 @@ impl Default for KafkaConfig {
             topic_replication_factor: 1,
             drain_timeout_ms: 30_000,
             insecure_skip_tls_verify: false,
+            transactional_id_prefix: "tributary-".to_owned(),
         }
     }
 }
@@ -251,6 +257,19 @@ impl Default for PluginsConfig {
     }
 }
 
+/// What a source promises about each record; key `delivery`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Every record arrives; after a crash the records since the last
+    /// commit arrive again.
+    #[default]
+    AtLeastOnce,
+    /// Every record arrives once, for `read_committed` consumers: records
+    /// and the checkpoint after them commit in one Kafka transaction. Needs
+    /// `[offsets] store = "kafka"`.
+    ExactlyOnce,
+}
+
 /// How records are serialized; key `format`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Format {
@@ -293,6 +312,17 @@ pub struct SourceConfig {
     /// `false` keeps the source in the config (and checked) without running
     /// it.
     pub enabled: bool,
+    /// Key `delivery`.
+    pub delivery: Delivery,
+    /// Key `transaction_interval_ms`: with exactly-once delivery, the
+    /// longest a transaction stays open (and so the latency a
+    /// `read_committed` consumer sees).
+    pub transaction_interval_ms: u64,
+    /// Key `transaction_max_records`: with exactly-once delivery, the most
+    /// records in one transaction.
+    pub transaction_max_records: u64,
+    /// Where `delivery` is written, for checks against other sections.
+    pub delivery_location: Option<Location>,
     /// Every other key of the table: the plugin's options, TOML converted to
     /// JSON (integers stay integers, datetimes become RFC 3339 strings). May
     /// hold secrets, so `Debug` prints only the keys.
@@ -314,6 +344,9 @@ impl PartialEq for SourceConfig {
             && self.dead_letter_topic == other.dead_letter_topic
             && self.format == other.format
             && self.enabled == other.enabled
+            && self.delivery == other.delivery
+            && self.transaction_interval_ms == other.transaction_interval_ms
+            && self.transaction_max_records == other.transaction_max_records
             && self.options == other.options
     }
 }

@@ -17,6 +17,7 @@ const KAFKA_KEYS: &[&str] = &[
     "topic_replication_factor",
     "drain_timeout_ms",
     "insecure_skip_tls_verify",
+    "transactional_id_prefix",
 ];
 const OFFSETS_KEYS: &[&str] = &["store", "topic", "dir", "commit_interval_ms"];
 const HTTP_KEYS: &[&str] = &["listen", "token"];
@@ -119,6 +120,11 @@ impl Sections<'_> {
                 "insecure_skip_tls_verify" => {
                     if let Some(value) = ctx.boolean(item, &key) {
                         self.kafka.insecure_skip_tls_verify = value;
+                    }
+                }
+                "transactional_id_prefix" => {
+                    if let Some(value) = ctx.string(item, &key) {
+                        self.kafka.transactional_id_prefix = value;
                     }
                 }
                 _ => ctx.unknown_key(key_span, &key, KAFKA_KEYS),

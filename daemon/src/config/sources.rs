@@ -8,12 +8,17 @@ use serde_json::Value as Json;
 use toml_edit::{Item, TableLike, Value};
 
 use super::span::{FileCtx, describe, describe_value, entries};
-use super::{ConfigError, Format, Location, SourceConfig, source_key, source_label};
+use super::{ConfigError, Delivery, Format, Location, SourceConfig, source_key, source_label};
 
 const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";
 /// The column `format = "string"` sends when `value_column` is not set:
 /// the raw line of the `logfile` plugin.
 const DEFAULT_VALUE_COLUMN: &str = "line";
+/// Default of `transaction_interval_ms`: the longest an exactly-once
+/// transaction stays open. See the benchmark figures in docs/operating.md.
+pub const DEFAULT_TRANSACTION_INTERVAL_MS: u64 = 1000;
+/// Default of `transaction_max_records`.
+pub const DEFAULT_TRANSACTION_MAX_RECORDS: u64 = 1_000_000;
 const TOPIC_RULE: &str = "not a valid Kafka topic name: use 1 to 249 characters of A-Z, a-z, 0-9, `.`, `_`, `-`, and not `.` or `..`";
 
 /// Collects `[[source]]` tables across files.
@@ -77,6 +82,10 @@ impl Sources<'_> {
         let mut format = Format::Json;
         let mut value_column: Option<(String, Option<Range<usize>>)> = None;
         let mut enabled = true;
+        let mut delivery = Delivery::AtLeastOnce;
+        let mut delivery_location = None;
+        let mut transaction_interval_ms = DEFAULT_TRANSACTION_INTERVAL_MS;
+        let mut transaction_max_records = DEFAULT_TRANSACTION_MAX_RECORDS;
         let mut options = serde_json::Map::new();
         let mut option_locations = BTreeMap::new();
 
@@ -130,6 +139,29 @@ impl Sources<'_> {
                 "enabled" => {
                     if let Some(value) = ctx.boolean(item, &key) {
                         enabled = value;
+                    }
+                }
+                "delivery" => {
+                    delivery_location = Some(ctx.location(key_span));
+                    match ctx.string(item, &key).as_deref() {
+                        Some("at_least_once") => delivery = Delivery::AtLeastOnce,
+                        Some("exactly_once") => delivery = Delivery::ExactlyOnce,
+                        Some(_) => ctx.error(
+                            item.span(),
+                            &key,
+                            "expected one of: at_least_once, exactly_once",
+                        ),
+                        None => {}
+                    }
+                }
+                "transaction_interval_ms" => {
+                    if let Some(value) = ctx.integer(item, &key, 1, 600_000) {
+                        transaction_interval_ms = value;
+                    }
+                }
+                "transaction_max_records" => {
+                    if let Some(value) = ctx.integer(item, &key, 1, i64::MAX) {
+                        transaction_max_records = value;
                     }
                 }
                 _ => {
@@ -199,6 +231,10 @@ impl Sources<'_> {
                 dead_letter_topic,
                 format,
                 enabled,
+                delivery,
+                transaction_interval_ms,
+                transaction_max_records,
+                delivery_location,
                 options,
                 location,
                 option_locations,

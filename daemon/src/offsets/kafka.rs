@@ -370,6 +370,42 @@ impl OffsetStore for KafkaStore {
     }
 
     fn commit(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError> {
+        let records = self.changes(source, checkpoints)?;
+        if !records.is_empty() {
+            self.write(records)?;
+        }
+        self.remember(source, checkpoints);
+        Ok(())
+    }
+
+    fn in_transaction(
+        &self,
+        source: &str,
+        checkpoints: &Checkpoints,
+    ) -> Option<Result<super::TransactionalOffsets, OffsetError>> {
+        Some(
+            self.changes(source, checkpoints)
+                .map(|records| super::TransactionalOffsets {
+                    topic: self.topic.clone(),
+                    records,
+                }),
+        )
+    }
+
+    fn committed_in_transaction(&self, source: &str, checkpoints: &Checkpoints) {
+        self.remember(source, checkpoints);
+    }
+}
+
+impl KafkaStore {
+    /// The records that take `source` from what this store knows to
+    /// `checkpoints`: one per partition that moved, a tombstone per
+    /// partition that ended (an empty checkpoint, or gone from the map).
+    fn changes(
+        &self,
+        source: &str,
+        checkpoints: &Checkpoints,
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, OffsetError> {
         // A source this store has not read yet (an offset reset of a source
         // that never ran here) is read first, so that its partitions get
         // their tombstones.
@@ -380,7 +416,7 @@ impl OffsetStore for KafkaStore {
         };
         let now = SystemTime::now();
         let mut records = Vec::new();
-        for (partition, checkpoint) in checkpoints {
+        for (partition, checkpoint) in checkpoints.iter().filter(|(_, c)| !c.is_empty()) {
             if previous.get(partition) != Some(checkpoint) {
                 records.push((
                     encode_key(source, partition),
@@ -388,15 +424,21 @@ impl OffsetStore for KafkaStore {
                 ));
             }
         }
-        for partition in previous.keys().filter(|p| !checkpoints.contains_key(*p)) {
-            records.push((encode_key(source, partition), None));
+        for partition in previous.keys() {
+            if checkpoints.get(partition).is_none_or(Vec::is_empty) {
+                records.push((encode_key(source, partition), None));
+            }
         }
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.write(records)?;
-        super::lock(&self.known).insert(source.to_owned(), checkpoints.clone());
-        Ok(())
+        Ok(records)
+    }
+
+    fn remember(&self, source: &str, checkpoints: &Checkpoints) {
+        let live = checkpoints
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect();
+        super::lock(&self.known).insert(source.to_owned(), live);
     }
 }
 

@@ -67,4 +67,31 @@ pub trait OffsetStore: Send + Sync + std::fmt::Debug {
     fn load(&self, source: &str) -> Result<Checkpoints, OffsetError>;
     /// Replaces the checkpoints of `source`, durably, atomically.
     fn commit(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError>;
+    /// For a store kept in Kafka: the records that commit `checkpoints` of
+    /// `source` when the caller's transactional producer sends them inside
+    /// its transaction; `None` for a store outside Kafka, which cannot take
+    /// part in a transaction.
+    fn in_transaction(
+        &self,
+        source: &str,
+        checkpoints: &Checkpoints,
+    ) -> Option<Result<TransactionalOffsets, OffsetError>> {
+        let _ = (source, checkpoints);
+        None
+    }
+    /// The transaction holding the records of [`OffsetStore::in_transaction`]
+    /// committed: `checkpoints` are now the stored ones.
+    fn committed_in_transaction(&self, source: &str, checkpoints: &Checkpoints) {
+        let _ = (source, checkpoints);
+    }
+}
+
+/// Offset records for a Kafka transaction: keys and values (`None` for a
+/// tombstone) for `topic`.
+#[derive(Debug)]
+pub struct TransactionalOffsets {
+    /// The offsets topic.
+    pub topic: String,
+    /// `(key, value)` pairs.
+    pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }

@@ -3,6 +3,7 @@
 pub mod ack;
 mod source;
 mod supervisor;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +77,28 @@ pub enum SourceError {
     /// A task or thread of the daemon itself failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another producer initialised the same `transactional.id`: the same
+    /// exactly-once source runs in another daemon (or another run).
+    #[error(
+        "fenced: another producer took transactional id `{transactional_id}` (the same \
+         exactly-once source was started by another daemon); this source stops here and is \
+         not restarted, so the two do not take turns fencing each other. Stop the other \
+         daemon's source (or give one daemon another `[kafka] transactional_id_prefix`), then \
+         restart this source"
+    )]
+    Fenced {
+        /// The `transactional.id`.
+        transactional_id: String,
+    },
+    /// A transaction could not begin or commit; it was aborted, and the
+    /// source resumes from its last committed checkpoint.
+    #[error("transaction {call} failed; aborted, resuming from the last commit: {source}")]
+    Transaction {
+        /// `begin`, `commit`, …
+        call: String,
+        /// The client's error.
+        source: KafkaError,
+    },
 }
 
 impl SourceError {
@@ -90,6 +113,7 @@ impl SourceError {
     pub fn is_permanent(&self) -> bool {
         match self {
             SourceError::Plugin(e) => e.is_permanent(),
+            SourceError::Fenced { .. } => true,
             SourceError::Produce { source, .. } | SourceError::Delivery { source, .. } => {
                 crate::producer::kafka_error_class(source) == crate::metrics::error_class::TOO_LARGE
             }
@@ -107,6 +131,8 @@ impl SourceError {
                 "kafka"
             }
             SourceError::Hung { .. } => "hung",
+            SourceError::Fenced { .. } => "fenced",
+            SourceError::Transaction { .. } => "kafka",
             SourceError::NoDeadLetterTopic => "dead_letter",
             SourceError::Internal(_) => "internal",
         }
@@ -214,11 +240,11 @@ pub async fn supervise(
         let started = Instant::now();
         // A stop during start-up (broker unreachable) must not wait for
         // metadata timeouts.
-        let topic = tokio::select! {
-            r = ensure_topics(&kafka, &ctx.config) => Some(r),
+        let prepared = tokio::select! {
+            r = prepare(&kafka, &mut ctx) => Some(r),
             () = run_stop.cancelled() => None,
         };
-        let result = match topic {
+        let result = match prepared {
             None => Ok(RunEnd::Stopped),
             Some(Ok(())) => {
                 telemetry::emit(SourceStarted {
@@ -293,6 +319,19 @@ pub async fn supervise(
             }
         }
     }
+}
+
+/// Readies a run: the topics exist, and an exactly-once source has a
+/// transactional producer of its own whose `init_transactions` aborted
+/// whatever a previous run left open (before the checkpoints are read, so
+/// they are those of the last commit).
+async fn prepare(kafka: &Kafka, ctx: &mut SourceContext) -> Result<(), SourceError> {
+    ensure_topics(kafka, &ctx.config).await?;
+    if ctx.config.delivery == crate::config::Delivery::ExactlyOnce {
+        ctx.producer = kafka.transactional_producer(&ctx.config.name).await?;
+        ctx.transactional_id = Some(kafka.transactional_id(&ctx.config.name));
+    }
+    Ok(())
 }
 
 /// Creates the source's topic, and its dead-letter topic when it has one.

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SourceError;
 use super::ack::AckTracker;
+use super::transaction::Transactions;
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
@@ -82,6 +83,9 @@ pub struct SourceContext {
     pub commit_interval: Duration,
     /// How long a stop waits for outstanding deliveries.
     pub drain_timeout: Duration,
+    /// With exactly-once delivery, the `transactional.id` of `producer`,
+    /// set when a run prepares it.
+    pub transactional_id: Option<String>,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -141,6 +145,18 @@ pub async fn run_once(
     }
     let shared = Arc::new(Shared::default());
     lock(&shared.acks).state = loaded.clone();
+    let transactions = ctx.transactional_id.as_ref().map(|id| {
+        Transactions::new(
+            ctx.producer.clone(),
+            ctx.store.clone(),
+            &ctx.config.name,
+            id.clone(),
+            Duration::from_millis(ctx.config.transaction_interval_ms),
+            ctx.config.transaction_max_records,
+            ctx.status.clone(),
+            loaded.clone(),
+        )
+    });
 
     let (notice_tx, notice_rx) = std::sync::mpsc::channel();
     let (loop_tx, loop_rx) = oneshot::channel();
@@ -157,6 +173,7 @@ pub async fn run_once(
         stop: thread_stop.clone(),
         span: tracing::Span::current(),
         write_to_ack: crate::metrics::global().write_to_ack(&ctx.config.name),
+        transactions,
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -196,6 +213,9 @@ struct SourceThread {
     span: tracing::Span,
     /// The source's write-to-ack histogram, observed once per batch.
     write_to_ack: prometheus::Histogram,
+    /// With exactly-once delivery, the source's transactions; commits then
+    /// happen here, not in the commit task.
+    transactions: Option<Transactions>,
 }
 
 impl SourceThread {
@@ -208,7 +228,7 @@ impl SourceThread {
     /// cores, a separate sender thread cost more in contention with
     /// librdkafka's threads than it gained in overlap.
     fn run(
-        self,
+        mut self,
         loop_tx: oneshot::Sender<Result<RunEnd, SourceError>>,
         notices: Notices,
     ) -> Result<(), SourceError> {
@@ -246,12 +266,38 @@ impl SourceThread {
         result
     }
 
-    /// Polls and sends until the source finishes, a stop, or an error.
+    /// Polls and sends until the source finishes, a stop, or an error. With
+    /// exactly-once delivery, a run that ends well commits its open
+    /// transaction and a run that fails aborts it.
     fn produce(
+        &mut self,
+        instance: &mut PluginInstance,
+        serializer: &RecordSerializer,
+        notices: &Notices,
+    ) -> Result<RunEnd, SourceError> {
+        let mut transactions = self.transactions.take();
+        let result = self.produce_loop(instance, serializer, notices, &mut transactions);
+        if let Some(t) = transactions.as_mut() {
+            match &result {
+                Ok(_) => match t.commit() {
+                    Ok(moved) => tell_committed(instance, moved)?,
+                    Err(e) => {
+                        t.abort();
+                        return Err(e);
+                    }
+                },
+                Err(_) => t.abort(),
+            }
+        }
+        result
+    }
+
+    fn produce_loop(
         &self,
         instance: &mut PluginInstance,
         serializer: &RecordSerializer,
         notices: &Notices,
+        transactions: &mut Option<Transactions>,
     ) -> Result<RunEnd, SourceError> {
         let mut senders = Senders {
             records: TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
@@ -270,13 +316,32 @@ impl SourceThread {
             if self.stop.is_cancelled() {
                 return Ok(RunEnd::Stopped);
             }
+            if let Some(t) = transactions.as_mut()
+                && t.due()
+            {
+                tell_committed(instance, t.commit()?)?;
+            }
             match instance.poll(POLL_TIMEOUT)? {
                 PollOutcome::Idle => {}
                 PollOutcome::Finished => return Ok(RunEnd::Finished),
                 PollOutcome::Batch(batch) => {
+                    let Some(t) = transactions.as_mut() else {
+                        if !self.send_batch(batch, serializer, &mut senders)? {
+                            return Ok(RunEnd::Stopped);
+                        }
+                        continue;
+                    };
+                    t.begin()?;
+                    let rows = batch.records.num_rows();
+                    let end = (batch.partition.clone(), batch.checkpoint.clone());
                     if !self.send_batch(batch, serializer, &mut senders)? {
+                        // Part of the batch is in the transaction without
+                        // its checkpoint: committing it would repeat those
+                        // records after a restart.
+                        t.abort();
                         return Ok(RunEnd::Stopped);
                     }
+                    t.sent(&end.0, &end.1, rows);
                 }
             }
         }
@@ -488,6 +553,14 @@ impl SourceThread {
     }
 }
 
+/// Tells the plugin which checkpoints a transaction committed.
+fn tell_committed(instance: &mut PluginInstance, moved: Checkpoints) -> Result<(), SourceError> {
+    for (partition, checkpoint) in moved {
+        instance.committed(&partition, &checkpoint)?;
+    }
+    Ok(())
+}
+
 /// The source's topic handles: its own topic, and its dead-letter topic
 /// once a dead letter arrives.
 struct Senders {
@@ -596,11 +669,15 @@ async fn track(
 
 /// Writes the checkpoints if any moved, then tells the plugin. A failed
 /// write (full or read-only disk) keeps them pending for the next attempt.
+/// An exactly-once source commits in its transactions instead.
 async fn commit(
     ctx: &SourceContext,
     shared: &Shared,
     notice_tx: &std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
 ) {
+    if ctx.transactional_id.is_some() {
+        return;
+    }
     let (snapshot, changed) = {
         let acks = lock(&shared.acks);
         if acks.changed.is_empty() {

@@ -125,13 +125,21 @@ impl Drop for BatchHandle {
     }
 }
 
+/// The opaque of a record outside any batch: the offset records of an
+/// exactly-once transaction, whose fate the transaction's commit reports.
+pub const NO_BATCH: usize = 0;
+
 /// One record's delivery report. Called on librdkafka's delivery thread.
 ///
 /// # Safety
-/// `opaque` must come from [`BatchHandle::opaque`] of a batch this record
-/// belongs to, and each record may report only once (librdkafka calls the
-/// delivery callback exactly once per produced message).
+/// `opaque` must be [`NO_BATCH`] or come from [`BatchHandle::opaque`] of a
+/// batch this record belongs to, and each record may report only once
+/// (librdkafka calls the delivery callback exactly once per produced
+/// message).
 pub unsafe fn record_done(opaque: usize, result: Result<(), &KafkaError>) {
+    if opaque == NO_BATCH {
+        return;
+    }
     if let Err(e) = result {
         // SAFETY: this record's count is still held, so the batch is alive.
         let ack = unsafe { &*(opaque as *const BatchAck) };

@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerCon
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use batch::{Records, TopicSender, Unsent};
-pub use delivery::record_done;
+pub use delivery::{NO_BATCH, record_done};
 pub(crate) use delivery::{BatchAck, BatchHandle, Completion, Outcome};
 pub use embedded::EmbeddedBroker;
 
@@ -44,7 +44,24 @@ pub enum ProducerError {
         /// The broker's or client's message.
         message: String,
     },
+    /// An exactly-once source's transactions could not be initialised.
+    #[error("cannot initialise transactions of `{id}`: {message}")]
+    Transactions {
+        /// The `transactional.id`.
+        id: String,
+        /// Why.
+        message: String,
+    },
 }
+
+/// `transaction.timeout.ms` of exactly-once producers: how long the broker
+/// waits before aborting a transaction whose producer went silent (a
+/// `kill -9`); `read_committed` consumers of its partitions wait that long
+/// at most. Above the longest `transaction_interval_ms` plus a commit.
+pub const TRANSACTION_TIMEOUT_MS: &str = "60000";
+/// How long `init_transactions`, `commit_transaction` and
+/// `abort_transaction` may take.
+pub const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether `error` means the producer instance itself is unusable, so every
 /// later send on it would fail the same way: the broker fenced or forgot its
@@ -437,6 +454,8 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 /// A connection to Kafka: the producer and, in embedded mode, the broker.
 pub struct Kafka {
+    /// Put in front of a source's name to make its `transactional.id`.
+    transactional_id_prefix: String,
     /// The current producer; replaced after a fatal error.
     producer: std::sync::Mutex<Producer>,
     /// The producer's settings, to create a replacement.
@@ -530,6 +549,7 @@ impl Kafka {
             admin_config.set(*k, *v);
         }
         Ok(Kafka {
+            transactional_id_prefix: config.transactional_id_prefix.clone(),
             producer: std::sync::Mutex::new(producer),
             producer_config: client,
             context,
@@ -616,6 +636,37 @@ impl Kafka {
         self.create_topic(topic, 1, &[("cleanup.policy", "compact")])
             .await?;
         Ok(false)
+    }
+
+    /// A transactional producer for one exactly-once source, with
+    /// `transactional.id` = the configured prefix + `source`, its
+    /// transactions initialised: whatever a previous producer with the same
+    /// id left open is aborted, and that producer is fenced.
+    pub async fn transactional_producer(&self, source: &str) -> Result<Producer, ProducerError> {
+        let id = self.transactional_id(source);
+        let mut config = self.producer_config.clone();
+        config
+            .set("transactional.id", &id)
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        let producer = ProducerHandle::start(&config, self.context.clone())?;
+        let init = producer.clone();
+        tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
+            .await
+            .map_err(|e| ProducerError::Transactions {
+                id: id.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| ProducerError::Transactions {
+                id: id.clone(),
+                message: self.client_errors().explain(e),
+            })?;
+        tracing::info!(transactional_id = %id, "Transactions initialised; anything a previous run left open is aborted.");
+        Ok(producer)
+    }
+
+    /// The `transactional.id` of exactly-once source `source`.
+    pub fn transactional_id(&self, source: &str) -> String {
+        format!("{}{source}", self.transactional_id_prefix)
     }
 
     /// The connection and security settings, for the daemon's other clients
