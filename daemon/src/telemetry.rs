@@ -91,7 +91,9 @@ pub struct SourceFailed<'a> {
     /// The source.
     pub status: &'a SourceStatus,
     /// What went wrong.
-    pub error: &'a crate::pipeline::SourceError,
+    pub error: &'a (dyn std::error::Error + 'a),
+    /// Its bounded class, for the `error_class` label.
+    pub class: &'static str,
     /// When it runs again; `None` for a permanent error, which leaves the
     /// source failed until its configuration changes or an operator
     /// restarts it.
@@ -100,7 +102,7 @@ pub struct SourceFailed<'a> {
 
 impl InternalEvent for SourceFailed<'_> {
     fn emit(self) {
-        let class = self.error.class();
+        let class = self.class;
         self.status.set_error(self.error.to_string());
         metrics::global().source_failed(&self.status.name, class);
         match self.retry_in {
@@ -275,22 +277,28 @@ impl InternalEvent for PluginLoadError<'_> {
 
 /// A configuration reload was applied.
 #[derive(Debug)]
-pub struct ReloadApplied {
-    /// Sources started, restarted with a new configuration, and stopped.
-    pub started: usize,
-    /// See `started`.
-    pub restarted: usize,
-    /// See `started`.
-    pub stopped: usize,
+pub struct ReloadApplied<'a> {
+    /// Sources started for the first time.
+    pub added: &'a [String],
+    /// Sources restarted with a new configuration.
+    pub changed: &'a [String],
+    /// Sources drained and stopped.
+    pub removed: &'a [String],
+    /// Sources left running untouched.
+    pub unchanged: usize,
+    /// How long it took.
+    pub took: Duration,
 }
 
-impl InternalEvent for ReloadApplied {
+impl InternalEvent for ReloadApplied<'_> {
     fn emit(self) {
         metrics::global().reload_applied();
         tracing::info!(
-            started = self.started,
-            restarted = self.restarted,
-            stopped = self.stopped,
+            added = ?self.added,
+            changed = ?self.changed,
+            removed = ?self.removed,
+            unchanged = self.unchanged,
+            took = ?self.took,
             "Configuration reloaded."
         );
     }
@@ -299,14 +307,20 @@ impl InternalEvent for ReloadApplied {
 /// A configuration reload was refused; the running configuration stays.
 #[derive(Debug)]
 pub struct ReloadError<'a> {
-    /// Why.
-    pub error: &'a (dyn std::error::Error + 'a),
+    /// Every problem of the new configuration.
+    pub errors: &'a [crate::config::ConfigError],
 }
 
 impl InternalEvent for ReloadError<'_> {
     fn emit(self) {
         metrics::global().reload_failed();
-        tracing::error!(error = %self.error, "Configuration reload refused; the running configuration stays.");
+        for error in self.errors {
+            tracing::error!(error = %error, "Reload rejected: configuration invalid.");
+        }
+        tracing::error!(
+            errors = self.errors.len(),
+            "Reload rejected; the running configuration is kept."
+        );
     }
 }
 
@@ -317,10 +331,11 @@ mod tests {
     #[test]
     fn a_permanent_failure_leaves_the_source_failed_and_counts_no_restart() {
         let status = SourceStatus::new("telemetry-permanent", "csv");
-        let error = crate::pipeline::SourceError::Internal("boom".into());
+        let error = std::io::Error::other("boom");
         emit(SourceFailed {
             status: &status,
             error: &error,
+            class: "internal",
             retry_in: None,
         });
         assert_eq!(status.state(), SourceState::Failed);
@@ -328,10 +343,11 @@ mod tests {
             status.restarts.load(std::sync::atomic::Ordering::Relaxed),
             0
         );
-        assert_eq!(status.last_error().as_deref(), Some("internal error: boom"));
+        assert_eq!(status.last_error().as_deref(), Some("boom"));
         emit(SourceFailed {
             status: &status,
             error: &error,
+            class: "internal",
             retry_in: Some(Duration::from_secs(1)),
         });
         assert_eq!(status.state(), SourceState::Backoff);

@@ -16,21 +16,39 @@ fn kafka(dir: &TempDir) -> Option<Broker> {
         .then(|| Broker::start(BrokerKind::Kafka, dir.path()))
 }
 
-/// A config for one host: the Kafka offset store on `offsets_topic`, state
-/// in `dir/<host>`, and `source` as its one drop-in.
-fn host_config(
-    broker: &Broker,
-    dir: &Path,
-    host: &str,
-    offsets_topic: &str,
-    source: &str,
-) -> PathBuf {
-    let state = dir.join(host);
+/// One host's configuration: the Kafka offset store on `offsets_topic`,
+/// state in `dir/<host>`, `source` as its one drop-in, and its HTTP address.
+struct Host {
+    config: PathBuf,
+    http: String,
+}
+
+fn host(broker: &Broker, dir: &Path, name: &str, offsets_topic: &str, source: &str) -> Host {
+    let state = dir.join(name);
     std::fs::create_dir_all(&state).unwrap();
-    let mut spec = ConfigSpec::new(&broker.bootstrap(), &state).drop_in("source.toml", source);
+    // Hosts of one test share transactional ids (that is what a host move
+    // or a second daemon is); tests running beside it on the same Kafka
+    // must not.
+    let prefix = format!(
+        "transactional_id_prefix = {}",
+        toml_str(&broker.topic("tx"))
+    );
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), &state)
+        .with_http()
+        .kafka_key(&prefix)
+        .drop_in("source.toml", source);
     spec.offsets_topic = Some(offsets_topic.to_owned());
-    spec.http_listen = format!("127.0.0.1:{}", free_port());
-    write_config(&state, &spec)
+    Host {
+        config: write_config(&state, &spec),
+        http: spec.http_address().expect("http is on"),
+    }
+}
+
+/// The API's view of source `orders` on `address`, or `Null` while the
+/// daemon does not answer.
+fn orders(address: &str) -> serde_json::Value {
+    http_request(address, "GET", "/api/v1/sources/orders", &[])
+        .map_or(serde_json::Value::Null, |r| r.json())
 }
 
 fn exactly_once_datagen(topic: &str, count: u64, rate: u64) -> String {
@@ -43,10 +61,8 @@ fn exactly_once_datagen(topic: &str, count: u64, rate: u64) -> String {
 #[test]
 fn exactly_once_needs_the_kafka_offset_store() {
     let dir = TempDir::new("eos-file-store");
-    let spec = ConfigSpec::new("127.0.0.1:9", dir.path()).drop_in(
-        "orders.toml",
-        exactly_once_datagen("orders", 10, 10),
-    );
+    let spec = ConfigSpec::new("127.0.0.1:9", dir.path())
+        .drop_in("orders.toml", exactly_once_datagen("orders", 10, 10));
     let config = write_config(dir.path(), &spec);
     let out = run_cli(
         &["validate".as_ref(), "--config".as_ref(), config.as_os_str()],
@@ -73,13 +89,14 @@ fn kill_9_every_few_seconds_repeats_nothing_for_datagen() {
     broker.create_topic(&topic, 4);
     let offsets_topic = broker.topic("offsets");
     let count = 60_000;
-    let config = host_config(
+    let config = host(
         &broker,
         dir.path(),
         "a",
         &offsets_topic,
         &exactly_once_datagen(&topic, count, 10_000),
-    );
+    )
+    .config;
     for round in 0..10 {
         let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
         std::thread::sleep(pick(&mut seed, 1000, 3000));
@@ -87,6 +104,98 @@ fn kill_9_every_few_seconds_repeats_nothing_for_datagen() {
     }
     let out = run_until_finished(&config, Duration::from_secs(180));
     assert!(out.status.success(), "{}", output_text(&out));
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
+    eprintln!("{report}");
+    assert!(report.exactly_once(), "{report}");
+}
+
+#[test]
+fn a_second_daemon_with_the_same_source_fences_the_first_for_good() {
+    let dir = TempDir::new("eos-fenced");
+    let Some(broker) = kafka(&dir) else {
+        return;
+    };
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 4);
+    let offsets_topic = broker.topic("offsets");
+    let count = 60_000;
+    let source = exactly_once_datagen(&topic, count, 2_000);
+    let a = host(&broker, dir.path(), "a", &offsets_topic, &source);
+    let b = host(&broker, dir.path(), "b", &offsets_topic, &source);
+    let mut daemon_a = Daemon::start(&a.config, &dir.join("a.log"));
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            orders(&a.http)["offset_commits"].as_u64() > Some(2)
+        }),
+        "A did not commit:\n{}",
+        daemon_a.log_text()
+    );
+    // B starts the same source: its producer takes the transactional id.
+    let mut daemon_b = Daemon::start(&b.config, &dir.join("b.log"));
+    let mut view = serde_json::Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            view = orders(&a.http);
+            view["state"] == "failed"
+        }),
+        "A was not fenced: {view}\n{}",
+        daemon_a.log_text()
+    );
+    let error = view["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("fenced") && error.contains("orders`"),
+        "{view}"
+    );
+    // For a minute: A stays stopped, B runs to the end, nobody restarts.
+    let watch = std::time::Instant::now();
+    while watch.elapsed() < Duration::from_secs(60) {
+        let (va, vb) = (orders(&a.http), orders(&b.http));
+        assert_eq!(va["state"], "failed", "A came back: {va}");
+        assert_eq!(va["restarts"], 0, "{va}");
+        assert!(
+            matches!(vb["state"].as_str(), Some("running" | "finished")),
+            "B: {vb}\n{}",
+            daemon_b.log_text()
+        );
+        assert_eq!(vb["restarts"], 0, "{vb}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(orders(&b.http)["state"], "finished", "B did not finish");
+    let ready = http_get(&a.http, "/ready");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    for daemon in [&mut daemon_a, &mut daemon_b] {
+        let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    }
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
+    eprintln!("{report}");
+    assert!(report.exactly_once(), "{report}");
+}
+
+#[test]
+fn a_source_moves_to_another_host_exactly_once() {
+    let dir = TempDir::new("eos-host-move");
+    let Some(broker) = kafka(&dir) else {
+        return;
+    };
+    let mut seed = test_seed();
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 4);
+    let offsets_topic = broker.topic("offsets");
+    let count = 40_000;
+    let source = exactly_once_datagen(&topic, count, 8_000);
+    let a = host(&broker, dir.path(), "a", &offsets_topic, &source);
+    let b = host(&broker, dir.path(), "b", &offsets_topic, &source);
+    let mut daemon_a = Daemon::start(&a.config, &dir.join("a.log"));
+    std::thread::sleep(pick(&mut seed, 2000, 3000));
+    daemon_a.kill9();
+    let out = run_until_finished(&b.config, Duration::from_secs(120));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Resuming from committed checkpoints."),
+        "{text}"
+    );
     let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
     eprintln!("{report}");
     assert!(report.exactly_once(), "{report}");

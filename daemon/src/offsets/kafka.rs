@@ -34,8 +34,13 @@ use super::{Checkpoints, OffsetError, OffsetStore};
 
 /// The version of the record value this daemon writes and reads.
 pub const RECORD_VERSION: u64 = 1;
-/// How long reading the topic to its end, or a commit, may take.
+/// How long a metadata call or a commit may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long reading the topic to its end may take: longer than the
+/// transaction timeout of exactly-once producers, so that a transaction a
+/// killed daemon left open is aborted by the broker before the reader gives
+/// up.
+const READ_TIMEOUT: Duration = Duration::from_secs(75);
 /// The file in the state directory that remembers which offsets topic this
 /// host used, so that a topic deleted while the daemon was stopped is an
 /// error and not a silent start from the beginning.
@@ -197,11 +202,21 @@ impl KafkaStore {
             .create_with_context(Deliveries)
             .map_err(|e| kafka_error(topic, "cannot create its producer", &e))?;
         let mut consumer_config = client.clone();
+        // The shared `[kafka.options]` are mostly producer settings; a
+        // consumer would warn about each at every read.
+        let producer_only: Vec<String> = consumer_config
+            .config_map()
+            .keys()
+            .filter(|k| is_producer_only(k))
+            .map(|k| k.to_string())
+            .collect();
+        for key in producer_only {
+            consumer_config.remove(&key);
+        }
         consumer_config
             .set("group.id", "tributary-offsets-reader")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest");
         Ok(KafkaStore {
@@ -238,7 +253,12 @@ impl KafkaStore {
             });
         }
         let mut assignment = TopicPartitionList::new();
-        let mut open = Vec::new();
+        // Each partition is read up to the high watermark it had when the
+        // read began. End-of-partition events are not used: librdkafka
+        // emits none to a read_committed reader of a partition that ends
+        // in a transaction marker, which this topic always does under
+        // exactly-once sources.
+        let mut open: Vec<(i32, i64)> = Vec::new();
         for p in &partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.topic, *p, KAFKA_TIMEOUT)
@@ -247,7 +267,7 @@ impl KafkaStore {
                 assignment
                     .add_partition_offset(&self.topic, *p, Offset::Beginning)
                     .map_err(|e| kafka_error(&self.topic, "cannot assign it", &e))?;
-                open.push(*p);
+                open.push((*p, high));
             }
         }
         let mut records = Vec::new();
@@ -257,21 +277,20 @@ impl KafkaStore {
         consumer
             .assign(&assignment)
             .map_err(|e| kafka_error(&self.topic, "cannot assign it", &e))?;
-        let deadline = Instant::now() + KAFKA_TIMEOUT;
+        let deadline = Instant::now() + READ_TIMEOUT;
         while !open.is_empty() {
             let now = Instant::now();
             if now >= deadline {
                 return Err(OffsetError::Kafka {
                     topic: self.topic.clone(),
                     message: format!(
-                        "could not read it to its end within {KAFKA_TIMEOUT:?} (an open \
+                        "could not read it to its end within {READ_TIMEOUT:?} (an open \
                          transaction holds read_committed readers back until it ends)"
                     ),
                 });
             }
-            match consumer.poll(deadline - now) {
+            match consumer.poll((deadline - now).min(Duration::from_millis(100))) {
                 None => {}
-                Some(Err(KafkaError::PartitionEOF(p))) => open.retain(|x| *x != p),
                 Some(Err(e)) => return Err(kafka_error(&self.topic, "cannot read it", &e)),
                 Some(Ok(message)) => {
                     let at = format!(
@@ -292,6 +311,15 @@ impl KafkaStore {
                     });
                 }
             }
+            let position = consumer
+                .position()
+                .map_err(|e| kafka_error(&self.topic, "cannot read its position", &e))?;
+            open.retain(|(p, high)| {
+                let at = position
+                    .find_partition(&self.topic, *p)
+                    .and_then(|e| e.offset().to_raw());
+                at.is_none_or(|at| at < *high)
+            });
         }
         Ok(records)
     }
@@ -336,6 +364,34 @@ impl KafkaStore {
         }
         Ok(())
     }
+}
+
+/// librdkafka properties that only producers take (its CONFIGURATION.md
+/// marks them `P`).
+fn is_producer_only(key: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "linger.ms",
+        "queue.buffering.",
+        "batch.",
+        "compression.",
+        "acks",
+        "request.required.acks",
+        "request.timeout.ms",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "retries",
+        "message.send.max.retries",
+        "partitioner",
+        "sticky.partitioning",
+        "transactional.id",
+        "transaction.timeout.ms",
+        "queuing.strategy",
+        "delivery.report.only.error",
+        "message.copy.max.bytes",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 fn kafka_error(topic: &str, what: &str, e: &KafkaError) -> OffsetError {

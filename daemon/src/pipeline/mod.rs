@@ -285,6 +285,7 @@ pub async fn supervise(
                 telemetry::emit(SourceFailed {
                     status: &status,
                     error: &e,
+                    class: e.class(),
                     retry_in: None,
                 });
                 return;
@@ -304,6 +305,7 @@ pub async fn supervise(
                 telemetry::emit(SourceFailed {
                     status: &status,
                     error: &e,
+                    class: e.class(),
                     retry_in: Some(backoff),
                 });
                 tokio::select! {

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -197,9 +198,46 @@ pub async fn run_once(
         } => Err(SourceError::Hung { grace: THREAD_STOP_GRACE }),
     };
     ctx.status.in_flight.store(0, Ordering::Relaxed);
-    let end = outcome?;
-    thread_result?;
+    let fenced = |e| fenced(ctx, e);
+    let end = outcome.map_err(fenced)?;
+    thread_result.map_err(fenced)?;
     Ok(end)
+}
+
+/// Whether `code` says another producer took this one's transactional id.
+pub(super) fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
+
+/// An exactly-once source whose records were refused for an old producer
+/// epoch was fenced: another producer took its `transactional.id`. That is
+/// permanent (restarting would fence the other daemon in turn), whichever
+/// call noticed it first.
+fn fenced(ctx: &SourceContext, error: SourceError) -> SourceError {
+    let Some(id) = &ctx.transactional_id else {
+        return error;
+    };
+    let code = match &error {
+        SourceError::Delivery { source, .. }
+        | SourceError::Produce { source, .. }
+        | SourceError::Transaction { source, .. } => source.rdkafka_error_code(),
+        _ => None,
+    };
+    // The first failed report may only say its record was purged; the
+    // producer's fatal error says why.
+    let fatal = ctx.producer.client().fatal_error().map(|(code, _)| code);
+    if [code, fatal].into_iter().flatten().any(is_fencing) {
+        SourceError::Fenced {
+            transactional_id: id.clone(),
+        }
+    } else {
+        error
+    }
 }
 
 struct SourceThread {

@@ -26,6 +26,7 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::SourceError;
+use super::source::is_fencing;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::producer::{NO_BATCH, Producer, TRANSACTION_CALL_TIMEOUT};
 use crate::status::SourceStatus;
@@ -192,14 +193,12 @@ impl Transactions {
     /// producer took the same `transactional.id`, permanent), or aborted
     /// (the source restarts from its last commit).
     fn error(&self, call: &str, error: KafkaError) -> SourceError {
-        let fenced = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
-        ) || self
-            .producer
-            .client()
-            .fatal_error()
-            .is_some_and(|(code, _)| code == RDKafkaErrorCode::ProducerFenced);
+        let fenced = error.rdkafka_error_code().is_some_and(is_fencing)
+            || self
+                .producer
+                .client()
+                .fatal_error()
+                .is_some_and(|(code, _)| is_fencing(code));
         if fenced {
             SourceError::Fenced {
                 transactional_id: self.transactional_id.clone(),

@@ -20,8 +20,8 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerCon
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use batch::{Records, TopicSender, Unsent};
-pub use delivery::{NO_BATCH, record_done};
 pub(crate) use delivery::{BatchAck, BatchHandle, Completion, Outcome};
+pub use delivery::{NO_BATCH, record_done};
 pub use embedded::EmbeddedBroker;
 
 use crate::config::KafkaConfig;

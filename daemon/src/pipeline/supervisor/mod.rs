@@ -183,6 +183,7 @@ impl Supervisor {
             status: status.clone(),
             commit_interval: self.commit_interval,
             drain_timeout: self.drain_timeout,
+            transactional_id: None,
         };
         let task = self.tasks.spawn(
             supervise(ctx, self.kafka.clone(), self.shutdown.clone(), watch).instrument(span),

@@ -10,6 +10,7 @@ use super::{Supervisor, lock};
 use crate::config::{self, ConfigErrors, SourceConfig};
 use crate::metrics;
 use crate::pipeline::{Mode, SourceStatus};
+use crate::telemetry;
 use crate::validate;
 
 /// Why a reload changed nothing.
@@ -68,14 +69,7 @@ impl Supervisor {
         .await
         .map_err(|e| ReloadError::Internal(e.to_string()))?;
         if !errors.is_empty() {
-            for error in &errors {
-                tracing::error!(error = %error, "Reload rejected: configuration invalid.");
-            }
-            tracing::error!(
-                errors = errors.len(),
-                "Reload rejected; the running configuration is kept."
-            );
-            metrics::global().reload_failed();
+            telemetry::emit(telemetry::ReloadError { errors: &errors });
             let errors = ConfigErrors(errors);
             *lock(&self.last_reload_error) = Some(errors.to_string());
             return Err(ReloadError::Invalid(errors));
@@ -162,15 +156,13 @@ impl Supervisor {
         applied.files = new.files.clone();
         *lock(&self.config) = Arc::new(applied);
         *lock(&self.last_reload_error) = None;
-        metrics::global().reload_applied();
-        tracing::info!(
-            added = ?summary.added,
-            changed = ?summary.changed,
-            removed = ?summary.removed,
-            unchanged = summary.unchanged,
-            took = ?started.elapsed(),
-            "Configuration reloaded."
-        );
+        telemetry::emit(telemetry::ReloadApplied {
+            added: &summary.added,
+            changed: &summary.changed,
+            removed: &summary.removed,
+            unchanged: summary.unchanged,
+            took: started.elapsed(),
+        });
         Ok(summary)
     }
 }
