@@ -325,7 +325,7 @@ impl KafkaStore {
     }
 
     /// Writes `records` and waits until Kafka acknowledged every one.
-    fn write(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), OffsetError> {
+    fn write(&self, records: Vec<super::OffsetRecordBytes>) -> Result<(), OffsetError> {
         let (tx, rx) = mpsc::channel();
         let count = records.len();
         for (key, value) in &records {
@@ -461,7 +461,7 @@ impl KafkaStore {
         &self,
         source: &str,
         checkpoints: &Checkpoints,
-    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, OffsetError> {
+    ) -> Result<Vec<super::OffsetRecordBytes>, OffsetError> {
         // A source this store has not read yet (an offset reset of a source
         // that never ran here) is read first, so that its partitions get
         // their tombstones.

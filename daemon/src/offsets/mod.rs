@@ -86,6 +86,10 @@ pub trait OffsetStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// One record of the Kafka offset store: its key and its value (`None` for a
+/// tombstone).
+pub type OffsetRecordBytes = (Vec<u8>, Option<Vec<u8>>);
+
 /// Offset records for a Kafka transaction: keys and values (`None` for a
 /// tombstone) for `topic`.
 #[derive(Debug)]
@@ -93,5 +97,5 @@ pub struct TransactionalOffsets {
     /// The offsets topic.
     pub topic: String,
     /// `(key, value)` pairs.
-    pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub records: Vec<OffsetRecordBytes>,
 }

@@ -253,7 +253,7 @@ pub async fn supervise(
                 });
                 run_once(&ctx, &run_stop).await
             }
-            Some(Err(e)) => Err(e.into()),
+            Some(Err(e)) => Err(e),
         };
         watcher.abort();
         let interrupted = run_stop.is_cancelled();
