@@ -184,6 +184,22 @@ pub async fn run_with(
     Ok(())
 }
 
+/// Opens the configured offset store for the offsets tool, outside a
+/// running daemon. The in-process broker keeps nothing between runs, so its
+/// offsets cannot be handled from outside.
+pub async fn open_offset_store(config: &Config) -> Result<Arc<dyn OffsetStore>, RunError> {
+    if config.offsets.store == config::OffsetStoreKind::Kafka && config.kafka.is_embedded() {
+        return Err(RunError::Offsets(OffsetError::Kafka {
+            topic: config.offsets.topic.clone(),
+            message: "the embedded broker keeps nothing between runs; set \
+                      kafka.bootstrap_servers to reach a cluster"
+                .into(),
+        }));
+    }
+    let kafka = Kafka::connect(&config.kafka)?;
+    open_store(&config.offsets, &kafka).await
+}
+
 /// Opens the configured offset store. The Kafka store's topic is created
 /// when missing, unless this host used it before (it was deleted).
 async fn open_store(

@@ -50,6 +50,14 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Read or change committed source offsets, in either store, with the
+    /// daemon stopped or the sources concerned paused.
+    Offsets {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: OffsetsAction,
+    },
     /// List the plugins found in the plugin directories, or describe one
     /// source type and its options.
     Plugins {
@@ -60,6 +68,30 @@ enum Command {
         plugin_dirs: Vec<PathBuf>,
         #[command(subcommand)]
         action: Option<PluginsAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OffsetsAction {
+    /// Show every configured source's committed checkpoints.
+    List,
+    /// Print the checkpoints as a JSON document for `import`.
+    Export {
+        /// Only these sources (repeatable); all configured ones by default.
+        #[arg(long = "source")]
+        sources: Vec<String>,
+    },
+    /// Replace the checkpoints of the sources in a document from `export`.
+    Import {
+        /// The document; standard input when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// Forget a source's checkpoints: it starts from the beginning of its
+    /// input when it runs again.
+    Reset {
+        /// The source.
+        #[arg(long)]
+        source: String,
     },
 }
 
@@ -154,6 +186,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             exit_when_finished,
         } => run(&config, exit_when_finished),
         Command::Validate { config } => validate(&config),
+        Command::Offsets { config, action } => offsets(&config, action),
         Command::Plugins {
             config,
             plugin_dirs,
@@ -188,6 +221,86 @@ fn run(args: &ConfigArgs, exit_when_finished: bool) -> anyhow::Result<()> {
     // not hold the exit for its full timeout.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result?;
+    Ok(())
+}
+
+fn offsets(args: &ConfigArgs, action: OffsetsAction) -> anyhow::Result<()> {
+    use tributary::offsets::tool;
+    let config = load(args)?;
+    let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let store = runtime.block_on(tributary::open_offset_store(&config))?;
+    // Changing the offsets of a running source would be overwritten by
+    // its next commit, or would move it under its feet.
+    let check_stopped = |sources: &[String]| -> anyhow::Result<()> {
+        let Some(listen) = config.http.listen else {
+            return Ok(());
+        };
+        for source in sources {
+            let state = tool::running_state(listen, source);
+            if !tool::may_change_offsets(state.as_deref()) {
+                anyhow::bail!(
+                    "source `{source}` is {} in the daemon at {listen}; pause it first \
+                     (POST /api/v1/sources/{source}/pause) or stop the daemon",
+                    state.unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    };
+    let mut out = std::io::stdout().lock();
+    match action {
+        OffsetsAction::List => {
+            let document = tool::export(store.as_ref(), &names)?;
+            for (source, entries) in document["sources"].as_object().into_iter().flatten() {
+                let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+                if entries.is_empty() {
+                    writeln!(out, "{source}: no committed checkpoint")?;
+                }
+                for entry in entries {
+                    writeln!(
+                        out,
+                        "{source}: partition {} checkpoint {}",
+                        entry["partition_hex"].as_str().unwrap_or_default(),
+                        entry["checkpoint_hex"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        OffsetsAction::Export { sources } => {
+            if let Some(unknown) = sources.iter().find(|s| !names.contains(s)) {
+                anyhow::bail!("source `{unknown}` is not in the configuration");
+            }
+            let chosen = if sources.is_empty() { &names } else { &sources };
+            writeln!(out, "{}", tool::export(store.as_ref(), chosen)?)?;
+        }
+        OffsetsAction::Import { file } => {
+            let text = match file.filter(|f| f.as_os_str() != "-") {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                None => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
+            };
+            let imported = tool::parse(&text)?;
+            let sources: Vec<String> = imported.keys().cloned().collect();
+            check_stopped(&sources)?;
+            tool::import(store.as_ref(), &imported, &names)?;
+            writeln!(out, "imported the offsets of {} source(s)", imported.len())?;
+        }
+        OffsetsAction::Reset { source } => {
+            if !names.contains(&source) {
+                anyhow::bail!("source `{source}` is not in the configuration");
+            }
+            check_stopped(std::slice::from_ref(&source))?;
+            store.commit(&source, &Default::default())?;
+            writeln!(
+                out,
+                "offsets of `{source}` reset: it starts from the beginning of its input"
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -313,3 +313,93 @@ fn a_source_moves_to_another_host_through_the_kafka_offset_store() {
         }
     }
 }
+
+#[test]
+fn offsets_move_from_the_file_store_to_kafka_with_export_and_import() {
+    let dir = TempDir::new("offsets-tool");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 2);
+    let count = 5_000;
+    let source = datagen_source("orders", &topic, count, 0, 5);
+    // The file store: run the source to its end.
+    let file_dir = dir.join("file");
+    let file_config = write_config(
+        &file_dir,
+        &ConfigSpec::new(&broker.bootstrap(), &file_dir).drop_in("orders.toml", &source),
+    );
+    let out = run_until_finished(&file_config, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let offsets = |config: &Path, args: &[&str]| {
+        let mut all = vec!["offsets", "--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run_cli(&all, Duration::from_secs(60))
+    };
+    let listed = offsets(&file_config, &["list"]);
+    let text = output_text(&listed);
+    // Partition `seq`, checkpoint 5000 as a little-endian u64.
+    assert!(
+        text.contains("orders: partition 736571 checkpoint 8813000000000000"),
+        "{text}"
+    );
+    let exported = offsets(&file_config, &["export"]);
+    assert!(exported.status.success(), "{}", output_text(&exported));
+    let document = dir.join("offsets.json");
+    std::fs::write(&document, &exported.stdout).unwrap();
+
+    // The Kafka store on another host: import, then the source resumes
+    // where the file store left it and sends nothing again.
+    let kafka_dir = dir.join("kafka");
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), &kafka_dir)
+        .with_http()
+        .drop_in("orders.toml", &source);
+    spec.offsets_topic = Some(broker.topic("tributary-offsets"));
+    let address = spec.http_address().unwrap();
+    let kafka_config = write_config(&kafka_dir, &spec);
+    let imported = offsets(&kafka_config, &["import", document.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", output_text(&imported));
+    let listed = offsets(&kafka_config, &["list"]);
+    assert!(
+        output_text(&listed).contains("orders: partition 736571 checkpoint 8813000000000000"),
+        "{}",
+        output_text(&listed)
+    );
+    let out = run_until_finished(&kafka_config, Duration::from_secs(60));
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains("at seq 5000"),
+        "{text}"
+    );
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
+    assert!(report.exactly_once(), "{report}");
+
+    // A running source's offsets are not changed under it.
+    let endless = datagen_source("orders", &topic, 100_000_000, 100, 5);
+    let spec = spec.drop_in("orders.toml", endless);
+    let kafka_config = write_config(&kafka_dir, &spec);
+    let mut daemon = Daemon::start(&kafka_config, &dir.join("daemon.log"));
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            http_request(&address, "GET", "/api/v1/sources/orders", &[])
+                .is_ok_and(|r| r.json()["state"] == "running")
+        }),
+        "{}",
+        daemon.log_text()
+    );
+    let refused = offsets(&kafka_config, &["reset", "--source", "orders"]);
+    let text = output_text(&refused);
+    assert!(
+        !refused.status.success() && text.contains("pause it first"),
+        "{text}"
+    );
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let reset = offsets(&kafka_config, &["reset", "--source", "orders"]);
+    assert!(reset.status.success(), "{}", output_text(&reset));
+    let listed = offsets(&kafka_config, &["list"]);
+    assert!(
+        output_text(&listed).contains("orders: no committed checkpoint"),
+        "{}",
+        output_text(&listed)
+    );
+}

@@ -7,6 +7,7 @@
 
 mod file;
 pub mod kafka;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
