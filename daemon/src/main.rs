@@ -372,6 +372,10 @@ fn plugins(args: &ConfigArgs, explicit: Vec<PathBuf>, action: PluginsAction) -> 
                     "default key column: {key} (when the source sets no `key`)"
                 )?;
             }
+            match info.lag_unit {
+                Some(unit) => writeln!(out, "lag unit: {unit} (tributary_source_lag_{unit})")?,
+                None => writeln!(out, "lag unit: none (the source reports no lag)")?,
+            }
             writeln!(out, "options:")?;
             for o in &info.options {
                 let mut line = format!("  {} ({})", o.name, o.kind);

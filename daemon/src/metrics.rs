@@ -11,7 +11,9 @@
 //! state, broker id. Never a path, a record value or an error message.
 //!
 //! Names: counters are `tributary_<noun>_<unit>_total`, gauges carry their
-//! unit (`_seconds`, `_bytes`, `_records`) without `_total`.
+//! unit (`_seconds`, `_bytes`, `_records`, `_rows`) without `_total`. A
+//! quantity whose unit depends on the plugin (the lag) has one family per
+//! unit, and a source exports only the one of its type's unit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,7 +27,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use rdkafka::statistics::Statistics;
-use tributary_plugin_sdk::ErrorCategory;
+use tributary_plugin_sdk::{ErrorCategory, LagUnit};
 
 use crate::status::{SourceState, SourceStatus};
 
@@ -407,7 +409,8 @@ struct Families {
     restarts: IntCounterVec,
     commit_age: GaugeVec,
     in_flight: IntGaugeVec,
-    lag: IntGaugeVec,
+    lag_rows: IntGaugeVec,
+    lag_bytes: IntGaugeVec,
     state: IntGaugeVec,
     uptime: Gauge,
     build_info: IntGaugeVec,
@@ -473,10 +476,16 @@ impl Families {
                 "Records handed to the producer and not yet acknowledged.",
                 &["source", "plugin"],
             ),
-            lag: int_gauge_vec(
-                "tributary_source_lag",
-                "How far the source is behind its input, in the plugin's unit (bytes or rows); \
-                 absent when the plugin does not know.",
+            lag_rows: int_gauge_vec(
+                "tributary_source_lag_rows",
+                "Rows the source has yet to read from its input, for source types that count \
+                 their lag in rows; absent when the plugin does not know.",
+                &["source", "plugin"],
+            ),
+            lag_bytes: int_gauge_vec(
+                "tributary_source_lag_bytes",
+                "Bytes the source has yet to read from its input, for source types that count \
+                 their lag in bytes; absent when the plugin does not know.",
                 &["source", "plugin"],
             ),
             state: int_gauge_vec(
@@ -541,7 +550,8 @@ impl Families {
             &self.restarts,
             &self.commit_age,
             &self.in_flight,
-            &self.lag,
+            &self.lag_rows,
+            &self.lag_bytes,
             &self.state,
             &self.uptime,
             &self.build_info,
@@ -597,7 +607,8 @@ impl Collector for DynamicCollector {
         }
         f.commit_age.reset();
         f.in_flight.reset();
-        f.lag.reset();
+        f.lag_rows.reset();
+        f.lag_bytes.reset();
         f.state.reset();
         f.rtt.reset();
         for s in &statuses {
@@ -630,8 +641,14 @@ impl Collector for DynamicCollector {
                 .with_label_values(&labels)
                 .set(s.in_flight.load(Relaxed).max(0));
             let lag = s.lag.load(Relaxed);
-            if lag >= 0 {
-                f.lag.with_label_values(&labels).set(lag);
+            if let Some(unit) = s.lag_unit()
+                && lag >= 0
+            {
+                let family = match unit {
+                    LagUnit::Rows => &f.lag_rows,
+                    LagUnit::Bytes => &f.lag_bytes,
+                };
+                family.with_label_values(&labels).set(lag);
             }
             let current = s.state();
             for state in SourceState::ALL {
@@ -714,12 +731,41 @@ mod tests {
             "{text}"
         );
         // Unknown lag is absent, not a made-up number.
-        assert!(!text.contains("tributary_source_lag{"), "{text}");
+        assert!(!text.contains("tributary_source_lag_rows{"), "{text}");
+        assert!(!text.contains("tributary_source_lag_bytes{"), "{text}");
         metrics.remove_source("orders");
         assert!(
             !metrics
                 .render()
                 .contains("tributary_source_produced_records_total{"),
+        );
+    }
+
+    #[test]
+    fn lag_is_exported_in_the_unit_of_the_source_type_only() {
+        let metrics = Metrics::new();
+        for (name, unit) in [
+            ("parquet-in", Some(LagUnit::Rows)),
+            ("logs-in", Some(LagUnit::Bytes)),
+            ("host", None),
+        ] {
+            let status = Arc::new(SourceStatus::new(name, "p"));
+            status.set_lag_unit(unit);
+            status.lag.store(7, Relaxed);
+            metrics.add_source(status);
+        }
+        let text = metrics.render();
+        let lag_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tributary_source_lag"))
+            .collect();
+        assert_eq!(
+            lag_lines,
+            [
+                "tributary_source_lag_bytes{plugin=\"p\",source=\"logs-in\"} 7",
+                "tributary_source_lag_rows{plugin=\"p\",source=\"parquet-in\"} 7",
+            ],
+            "{text}"
         );
     }
 

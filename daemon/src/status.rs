@@ -4,6 +4,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tributary_plugin_sdk::LagUnit;
+
 /// The lifecycle of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceState {
@@ -84,8 +86,12 @@ pub struct SourceStatus {
     pub commit_failures: AtomicU64,
     /// Records handed to the producer and not yet acknowledged.
     pub in_flight: AtomicI64,
-    /// Units behind at the source as the plugin reports them, or -1.
+    /// How far the source is behind its input as the plugin reports it, in
+    /// [`lag_unit`](Self::lag_unit), or -1.
     pub lag: AtomicI64,
+    /// What `lag` counts, as the source's type declares it; `None` when the
+    /// type reports no lag (or before the source first starts).
+    lag_unit: Mutex<Option<LagUnit>>,
     /// When the source's thread last came back from the plugin or from
     /// waiting for queue space, in milliseconds since [`epoch`]; 0 before
     /// the first time. The systemd watchdog reads it to tell a wedged
@@ -119,6 +125,7 @@ impl SourceStatus {
             commit_failures: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             lag: AtomicI64::new(-1),
+            lag_unit: Mutex::new(None),
             heartbeat_ms: AtomicU64::new(0),
         }
     }
@@ -136,6 +143,17 @@ impl SourceStatus {
             self.beat();
         }
         *lock(&self.state) = state;
+    }
+
+    /// Sets what `lag` counts, from the type of the plugin that runs the
+    /// source.
+    pub fn set_lag_unit(&self, unit: Option<LagUnit>) {
+        *lock(&self.lag_unit) = unit;
+    }
+
+    /// What `lag` counts; `None` when the source reports no lag.
+    pub fn lag_unit(&self) -> Option<LagUnit> {
+        *lock(&self.lag_unit)
     }
 
     /// Records a failure message (shown until the next one).

@@ -78,6 +78,7 @@ fn plugins_describe_lists_options_with_types_and_defaults() {
         "rate_per_sec (integer) default 1000",
         "count (integer)",
         "seed (integer) default 0",
+        "lag unit: rows (tributary_source_lag_rows)",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
@@ -94,6 +95,7 @@ fn plugins_describe_lists_options_with_types_and_defaults() {
     );
     let text = output_text(&out);
     assert!(text.contains("default key column: host"), "{text}");
+    assert!(text.contains("lag unit: none"), "{text}");
     assert!(
         !output_text(&run_cli(
             &[

@@ -286,10 +286,25 @@ fn metrics_pass_promtool_and_cover_the_dashboard() {
     let dir = TempDir::new("http-metrics");
     let broker = Broker::start_mock(1);
     broker.create_topic("orders", 4);
-    let spec = spec_with_orders(&broker, &dir, 100_000_000, 500);
+    broker.create_topic("logs", 1);
+    // Beside datagen (lag in rows), a log file source (lag in bytes), so
+    // both lag families have samples.
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("create the log directory");
+    append_seqs(&logs.join("app.log"), 0..10);
+    let include = logs.join("*.log");
+    let spec = spec_with_orders(&broker, &dir, 100_000_000, 500).drop_in(
+        "logs.toml",
+        logfile_source(
+            "app-logs",
+            &broker.topic("logs"),
+            include.to_str().expect("a UTF-8 path"),
+            "",
+        ),
+    );
     let (daemon, address) = start(&dir, &spec);
-    // Wait for a commit, a delivered batch and librdkafka statistics, so
-    // every family has samples.
+    // Wait for a commit, a delivered batch, both lags and librdkafka
+    // statistics, so every family has samples.
     let ready = wait_until(Duration::from_secs(60), || {
         let text = http_get(&address, "/metrics").body;
         metric_value(
@@ -298,6 +313,8 @@ fn metrics_pass_promtool_and_cover_the_dashboard() {
         )
         .is_some_and(|v| v > 0.0)
             && text.contains("tributary_kafka_broker_rtt_seconds{")
+            && text.contains("tributary_source_lag_rows{")
+            && text.contains("tributary_source_lag_bytes{")
     });
     let reply = http_get(&address, "/metrics");
     assert!(

@@ -274,6 +274,7 @@ fn a_plugin_written_in_c_delivers_typed_rows_and_resumes_after_its_checkpoint() 
     assert!(out.status.success(), "{described}");
     for expected in [
         "default key column: seq",
+        "lag unit: rows",
         "count (integer) default 100 from 0 to 1000000000",
         "label (string) default \"row\"",
         "fail_at (integer) at least 0",

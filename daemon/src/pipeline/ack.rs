@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use tributary_plugin_sdk::Checkpoint;
+
 /// Identifies a registered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BatchId(u64);
@@ -53,7 +55,7 @@ impl AckTracker {
 
     /// Marks a batch fully acknowledged. Returns the partition's new
     /// committable checkpoint when the contiguous prefix grew.
-    pub fn ack(&mut self, id: BatchId) -> Option<(Vec<u8>, Vec<u8>)> {
+    pub fn ack(&mut self, id: BatchId) -> Option<Checkpoint> {
         let partition = self.partition_of.remove(&id)?;
         let queue = self.partitions.get_mut(&partition)?;
         if let Some(p) = queue.iter_mut().find(|p| p.id == id) {
@@ -66,7 +68,7 @@ impl AckTracker {
         if queue.is_empty() {
             self.partitions.remove(&partition);
         }
-        released.map(|c| (partition, c))
+        released.map(|c| Checkpoint::new(partition, c))
     }
 
     /// Batches registered and not yet released.
@@ -87,7 +89,7 @@ mod tests {
         let c = t.register(b"p", b"3".to_vec());
         assert_eq!(t.ack(c), None, "a later batch alone releases nothing");
         assert_eq!(t.ack(b), None);
-        assert_eq!(t.ack(a), Some((b"p".to_vec(), b"3".to_vec())));
+        assert_eq!(t.ack(a), Some(Checkpoint::new(b"p", b"3")));
         assert_eq!(t.in_flight(), 0);
     }
 
@@ -97,9 +99,9 @@ mod tests {
         let a1 = t.register(b"a", b"a1".to_vec());
         let b1 = t.register(b"b", b"b1".to_vec());
         let a2 = t.register(b"a", b"a2".to_vec());
-        assert_eq!(t.ack(b1), Some((b"b".to_vec(), b"b1".to_vec())));
+        assert_eq!(t.ack(b1), Some(Checkpoint::new(b"b", b"b1")));
         assert_eq!(t.ack(a2), None);
-        assert_eq!(t.ack(a1), Some((b"a".to_vec(), b"a2".to_vec())));
+        assert_eq!(t.ack(a1), Some(Checkpoint::new(b"a", b"a2")));
     }
 
     #[test]
@@ -156,8 +158,8 @@ mod tests {
             let mut state = std::collections::BTreeMap::new();
             for &i in &order {
                 acked[i] = true;
-                if let Some((p, c)) = t.ack(ids[i]) {
-                    state.insert(p, c);
+                if let Some(c) = t.ack(ids[i]) {
+                    state.insert(c.partition, c.checkpoint);
                 }
                 for part in [&b"a"[..], b"b"] {
                     let mut expect = None;

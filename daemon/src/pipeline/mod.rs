@@ -199,6 +199,7 @@ pub async fn supervise(
     mut control: watch::Receiver<Desired>,
 ) {
     let status = ctx.status.clone();
+    status.set_lag_unit(ctx.plugin.lag_unit(&ctx.config.source_type));
     let mut backoff = BACKOFF_INITIAL;
     loop {
         let desired = *control.borrow_and_update();

@@ -30,6 +30,7 @@ use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
+use tributary_plugin_sdk::Checkpoint;
 
 use super::SourceError;
 use super::ack::AckTracker;
@@ -126,7 +127,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-type Notices = std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>;
+/// Committed checkpoints on their way to the plugin's `committed`.
+type Notices = std::sync::mpsc::Receiver<Checkpoint>;
 
 /// Runs the source until it finishes, `stop` is cancelled, or it fails.
 pub async fn run_once(
@@ -167,7 +169,10 @@ pub async fn run_once(
     let thread = SourceThread {
         plugin: ctx.plugin.clone(),
         config: ctx.config.clone(),
-        checkpoints: loaded.into_iter().collect(),
+        checkpoints: loaded
+            .into_iter()
+            .map(|(partition, checkpoint)| Checkpoint::new(partition, checkpoint))
+            .collect(),
         producer: ctx.producer.clone(),
         status: ctx.status.clone(),
         shared: shared.clone(),
@@ -243,7 +248,7 @@ fn fenced(ctx: &SourceContext, error: SourceError) -> SourceError {
 struct SourceThread {
     plugin: Arc<LoadedPlugin>,
     config: SourceConfig,
-    checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
+    checkpoints: Vec<Checkpoint>,
     producer: Producer,
     status: Arc<SourceStatus>,
     shared: Arc<Shared>,
@@ -296,8 +301,8 @@ impl SourceThread {
         let serializer = RecordSerializer::new(self.config.format.clone(), key);
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
-        while let Ok((partition, checkpoint)) = notices.recv() {
-            if let Err(e) = instance.committed(&partition, &checkpoint) {
+        while let Ok(committed) = notices.recv() {
+            if let Err(e) = instance.committed(&committed) {
                 result = Err(e.into());
             }
         }
@@ -348,8 +353,8 @@ impl SourceThread {
         };
         loop {
             self.status.beat();
-            while let Ok((partition, checkpoint)) = notices.try_recv() {
-                instance.committed(&partition, &checkpoint)?;
+            while let Ok(committed) = notices.try_recv() {
+                instance.committed(&committed)?;
             }
             if self.stop.is_cancelled() {
                 return Ok(RunEnd::Stopped);
@@ -562,11 +567,11 @@ impl SourceThread {
                     acks.outstanding -= 1;
                     // An unchanged checkpoint (a source with nothing to
                     // resume) is not written again.
-                    if let Some((partition, checkpoint)) = acks.tracker.ack(id)
-                        && acks.state.get(&partition) != Some(&checkpoint)
+                    if let Some(released) = acks.tracker.ack(id)
+                        && acks.state.get(&released.partition) != Some(&released.checkpoint)
                     {
-                        acks.state.insert(partition.clone(), checkpoint);
-                        acks.changed.insert(partition);
+                        acks.changed.insert(released.partition.clone());
+                        acks.state.insert(released.partition, released.checkpoint);
                     }
                 }
                 // The sender gave up on the batch (and says why on its own
@@ -646,7 +651,7 @@ async fn track(
     ctx: &SourceContext,
     shared: &Shared,
     mut loop_rx: oneshot::Receiver<Result<RunEnd, SourceError>>,
-    notice_tx: std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    notice_tx: std::sync::mpsc::Sender<Checkpoint>,
     stop: &CancellationToken,
 ) -> Result<RunEnd, SourceError> {
     let mut ticker = tokio::time::interval(ctx.commit_interval);
@@ -711,7 +716,7 @@ async fn track(
 async fn commit(
     ctx: &SourceContext,
     shared: &Shared,
-    notice_tx: &std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    notice_tx: &std::sync::mpsc::Sender<Checkpoint>,
 ) {
     if ctx.transactional_id.is_some() {
         return;
@@ -743,7 +748,7 @@ async fn commit(
                 }
                 // The thread may already be gone (it failed); the
                 // checkpoint is durable either way.
-                let _ = notice_tx.send((partition, checkpoint.clone()));
+                let _ = notice_tx.send(Checkpoint::new(partition, checkpoint.clone()));
             }
         }
         Ok(Err(e)) => telemetry::emit(OffsetCommitError {

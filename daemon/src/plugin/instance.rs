@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{Array, RecordBatch, StructArray};
-use tributary_plugin_sdk::OptionKind;
 use tributary_plugin_sdk::abi::{
     self, BytesRef, CheckpointRef, CreateArgs, ErrorInfo, OptionValue, OwnedBytes, PolledBatch,
     StrRef,
 };
+use tributary_plugin_sdk::{Checkpoint, LagUnit, OptionKind};
 
 use super::{LoadedPlugin, OptionInfo, PluginError, SourceTypeInfo};
 
@@ -22,7 +22,8 @@ pub struct Polled {
     pub partition: Vec<u8>,
     /// Where to resume after this batch.
     pub checkpoint: Vec<u8>,
-    /// Units behind at the source, when known.
+    /// How far the source is behind its input, when known, in its type's
+    /// lag unit.
     pub lag: Option<u64>,
 }
 
@@ -158,16 +159,10 @@ fn make_args<'a>(
     source_type: &'a str,
     source_name: &'a str,
     config_json: &'a str,
-    checkpoints: &'a [(Vec<u8>, Vec<u8>)],
+    checkpoints: &'a [Checkpoint],
     log_context: *mut c_void,
 ) -> Box<ArgsHolder<'a>> {
-    let refs: Vec<CheckpointRef> = checkpoints
-        .iter()
-        .map(|(p, c)| CheckpointRef {
-            partition: BytesRef::new(p),
-            checkpoint: BytesRef::new(c),
-        })
-        .collect();
+    let refs: Vec<CheckpointRef> = checkpoints.iter().map(CheckpointRef::new).collect();
     let declared = info.map_or(&[][..], |i| i.options.as_slice());
     let (texts, numbered) = option_values(declared, config_json);
     let values: Vec<OptionValue> = numbered
@@ -208,6 +203,12 @@ impl LoadedPlugin {
     /// The declaration of one of the library's source types.
     pub fn source_type(&self, name: &str) -> Option<&SourceTypeInfo> {
         self.source_types.iter().find(|t| t.name == name)
+    }
+
+    /// What the lag of a source of type `name` counts; `None` when the type
+    /// reports no lag.
+    pub fn lag_unit(&self, name: &str) -> Option<LagUnit> {
+        self.source_type(name).and_then(|t| t.lag_unit)
     }
 
     /// Runs the plugin's own checks on a source's options.
@@ -276,7 +277,7 @@ impl PluginInstance {
         source_type: &str,
         source_name: &str,
         config_json: &str,
-        checkpoints: &[(Vec<u8>, Vec<u8>)],
+        checkpoints: &[Checkpoint],
     ) -> Result<Self, PluginError> {
         let mut log_context = Box::new(LogContext {
             source: source_name.to_owned(),
@@ -427,7 +428,7 @@ impl PluginInstance {
     }
 
     /// Tells the instance a checkpoint is committed.
-    pub fn committed(&mut self, partition: &[u8], checkpoint: &[u8]) -> Result<(), PluginError> {
+    pub fn committed(&mut self, committed: &Checkpoint) -> Result<(), PluginError> {
         if self.poisoned {
             return Err(self.poisoned_error("committed"));
         }
@@ -435,8 +436,8 @@ impl PluginInstance {
         let status = unsafe {
             (self.plugin.vtable.committed)(
                 self.ptr,
-                BytesRef::new(partition),
-                BytesRef::new(checkpoint),
+                BytesRef::new(&committed.partition),
+                BytesRef::new(&committed.checkpoint),
             )
         };
         if status == abi::STATUS_OK {

@@ -4,8 +4,8 @@ use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tributary_plugin_sdk::OptionKind;
 use tributary_plugin_sdk::abi::{self, ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, EntryFn};
+use tributary_plugin_sdk::{LagUnit, OptionKind};
 
 use super::PluginError;
 
@@ -43,6 +43,9 @@ pub struct SourceTypeInfo {
     pub options: Vec<OptionInfo>,
     /// The key column used when a source sets no `key`.
     pub default_key: Option<String>,
+    /// What the lag its sources report counts; `None` when they report
+    /// none (their lag is then not exported).
+    pub lag_unit: Option<LagUnit>,
 }
 
 /// A plugin library that passed the ABI check. It is never unloaded: code of
@@ -248,14 +251,28 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
                 name,
             });
         }
+        // SAFETY: as above.
+        let type_name = unsafe { text(t.name) };
+        // SAFETY: as above.
+        let lag_unit = (!t.lag_unit.is_null()).then(|| unsafe { text(t.lag_unit) });
+        let lag_unit = lag_unit
+            .map(|unit| {
+                LagUnit::from_name(&unit).ok_or_else(|| {
+                    bad(format!(
+                        "source type `{type_name}`: lag unit `{unit}` is neither `rows` nor \
+                         `bytes` (null when the type reports no lag)"
+                    ))
+                })
+            })
+            .transpose()?;
         source_types.push(SourceTypeInfo {
-            // SAFETY: as above.
-            name: unsafe { text(t.name) },
+            name: type_name,
             // SAFETY: as above.
             description: unsafe { text(t.description) },
             options,
             // SAFETY: as above.
             default_key: (!t.default_key.is_null()).then(|| unsafe { text(t.default_key) }),
+            lag_unit,
         });
     }
     let plugin = LoadedPlugin {

@@ -20,7 +20,8 @@ pub mod pacing;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tributary_plugin_sdk::{
-    Batch, ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
+    Batch, Checkpoint, ConfigIssue, CreateContext, Error, LagUnit, OptionSpec, Options, Poll,
+    Source, SourceType,
 };
 
 use crate::config::Config;
@@ -89,15 +90,15 @@ impl Generator {
 ///
 /// A checkpoint that is not 8 bytes is an error: silently restarting from 0
 /// would duplicate everything the topic already holds.
-pub fn resume_seq(checkpoints: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, Error> {
+pub fn resume_seq(checkpoints: &[Checkpoint]) -> Result<u64, Error> {
     let mut next = 0;
-    for (partition, checkpoint) in checkpoints.iter().filter(|(p, _)| p == PARTITION) {
-        let bytes: [u8; 8] = checkpoint.as_slice().try_into().map_err(|_| {
+    for c in checkpoints.iter().filter(|c| c.partition == PARTITION) {
+        let bytes: [u8; 8] = c.checkpoint.as_slice().try_into().map_err(|_| {
             Error::invalid_data(format!(
                 "the checkpoint of partition `{}` is {} bytes, expected 8 (the next seq as a \
                  little-endian u64); refusing to guess where to resume",
-                String::from_utf8_lossy(partition),
-                checkpoint.len()
+                String::from_utf8_lossy(&c.partition),
+                c.checkpoint.len()
             ))
         })?;
         next = u64::from_le_bytes(bytes);
@@ -119,10 +120,10 @@ impl Source for Generator {
     fn create(ctx: CreateContext) -> Result<Self, Error> {
         let config = Config::from_options(&ctx.options).map_err(Error::from)?;
         let next_seq = resume_seq(&ctx.checkpoints)?;
-        for (partition, _) in ctx.checkpoints.iter().filter(|(p, _)| p != PARTITION) {
+        for c in ctx.checkpoints.iter().filter(|c| c.partition != PARTITION) {
             ctx.log.warn(&format!(
                 "Ignoring the checkpoint of unknown partition `{}`.",
-                String::from_utf8_lossy(partition)
+                String::from_utf8_lossy(&c.partition)
             ));
         }
         if next_seq > 0 {
@@ -165,6 +166,8 @@ impl SourceType for Generator {
     const NAME: &'static str = "datagen";
     const DESCRIPTION: &'static str =
         "Generates realistic orders, logs, host metrics or click events at a steady rate.";
+    /// A paced source's backlog: rows the rate allows and not yet produced.
+    const LAG_UNIT: Option<LagUnit> = Some(LagUnit::Rows);
 
     fn options() -> Vec<OptionSpec> {
         config::options()
@@ -184,7 +187,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn create(config: Value, checkpoints: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Generator, Error> {
+    fn create(config: Value, checkpoints: Vec<Checkpoint>) -> Result<Generator, Error> {
         let options = tributary_plugin_sdk::Options::parse(&config::options(), &config)
             .map_err(Error::from)?;
         Generator::create(CreateContext {
@@ -238,7 +241,7 @@ mod tests {
         let b2 = next_batch(&mut first);
 
         // Only b0 and b1 were committed when the daemon restarted.
-        let mut resumed = create(config, vec![(b"seq".to_vec(), b1.checkpoint)]).unwrap();
+        let mut resumed = create(config, vec![Checkpoint::new(b"seq", b1.checkpoint)]).unwrap();
         assert_eq!(resumed.next_seq(), 200);
         let r = next_batch(&mut resumed);
         assert_eq!(seqs(&r.records), (200..300).collect::<Vec<_>>());
@@ -265,7 +268,7 @@ mod tests {
         assert!(matches!(g.poll(Duration::ZERO).unwrap(), Poll::Finished));
 
         // Resuming at or past the count finishes at once.
-        let ckpt = (b"seq".to_vec(), 250u64.to_le_bytes().to_vec());
+        let ckpt = Checkpoint::new(b"seq", 250u64.to_le_bytes());
         let mut done = create(config, vec![ckpt]).unwrap();
         assert!(matches!(done.poll(Duration::ZERO).unwrap(), Poll::Finished));
 
@@ -299,7 +302,7 @@ mod tests {
     #[test]
     fn malformed_checkpoint_is_rejected() {
         for bad in [vec![], vec![1, 2, 3], vec![0; 9]] {
-            let err = create(json!({}), vec![(b"seq".to_vec(), bad.clone())]).unwrap_err();
+            let err = create(json!({}), vec![Checkpoint::new(b"seq", bad.clone())]).unwrap_err();
             assert!(err.message().contains("expected 8"), "{err}");
             assert!(
                 err.message().contains(&format!("is {} bytes", bad.len())),
@@ -307,7 +310,7 @@ mod tests {
             );
         }
         // Checkpoints of other partitions are not ours and do not matter.
-        let g = create(json!({}), vec![(b"other".to_vec(), vec![1])]).unwrap();
+        let g = create(json!({}), vec![Checkpoint::new(b"other", [1])]).unwrap();
         assert_eq!(g.next_seq(), 0);
     }
 

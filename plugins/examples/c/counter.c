@@ -72,6 +72,7 @@ static const tributary_source_type_descriptor SOURCE_TYPES[] = {
         .options = OPTIONS,
         .options_len = sizeof(OPTIONS) / sizeof(OPTIONS[0]),
         .default_key = "seq",
+        .lag_unit = "rows", /* poll's `lag` is the rows left to count */
     },
 };
 

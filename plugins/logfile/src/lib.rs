@@ -20,7 +20,7 @@ pub mod watch;
 use std::time::Duration;
 
 use tributary_plugin_sdk::{
-    ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
+    ConfigIssue, CreateContext, Error, LagUnit, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::config::Config;
@@ -58,6 +58,8 @@ impl SourceType for LogFile {
         "Follows log files through rotation, truncation and restarts; one row per line.";
     /// Lines of one file stay in order on one Kafka partition.
     const DEFAULT_KEY: Option<&'static str> = Some(parse::column::FILE);
+    /// Bytes of a file beyond the last line read.
+    const LAG_UNIT: Option<LagUnit> = Some(LagUnit::Bytes);
 
     fn options() -> Vec<OptionSpec> {
         config::options()

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
 use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, Place, Policy, Run, Throttle, Verdict};
-use tributary_plugin_sdk::{Batch, Error, Logger};
+use tributary_plugin_sdk::{Batch, Checkpoint, Error, Logger};
 
 use crate::config::{Config, ReadFrom};
 use crate::identity::{FileId, decode_checkpoint, encode_checkpoint, prefix_crc};
@@ -153,17 +153,18 @@ pub fn host_name() -> Option<String> {
 }
 
 impl Tailer {
-    /// An engine resuming from `checkpoints` (partition, checkpoint).
-    pub fn new(config: Config, checkpoints: &[(Vec<u8>, Vec<u8>)], log: Logger) -> Tailer {
-        let first_run = !checkpoints.iter().any(|(p, _)| p == STARTED_PARTITION);
+    /// An engine resuming from the committed `checkpoints`.
+    pub fn new(config: Config, checkpoints: &[Checkpoint], log: Logger) -> Tailer {
+        let first_run = !checkpoints.iter().any(|c| c.partition == STARTED_PARTITION);
         let host = config
             .host
             .clone()
             .or_else(host_name)
             .unwrap_or_else(|| "unknown".to_owned());
         let mut restored = HashMap::new();
-        for (partition, checkpoint) in checkpoints {
-            if checkpoint.is_empty() || partition == STARTED_PARTITION {
+        for c in checkpoints {
+            let (partition, checkpoint) = (&c.partition, &c.checkpoint);
+            if c.ends_partition() || partition == STARTED_PARTITION {
                 continue; // a file already released, or the marker
             }
             let Some(id) = FileId::from_partition(partition) else {
@@ -1009,13 +1010,13 @@ mod tests {
     }
 
     impl Seen {
-        fn committed(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        fn committed(&self) -> Vec<Checkpoint> {
             let marker = self
                 .started
-                .then(|| (STARTED_PARTITION.to_vec(), b"1".to_vec()));
+                .then(|| Checkpoint::new(STARTED_PARTITION, b"1"));
             self.checkpoints
                 .iter()
-                .map(|(p, c)| (p.clone(), c.clone()))
+                .map(|(p, c)| Checkpoint::new(p.clone(), c.clone()))
                 .chain(marker)
                 .collect()
         }

@@ -299,6 +299,14 @@ typedef struct tributary_source_type_descriptor {
      config sets no `key` (e.g. `host` for host metrics); null for none.
      */
     const char *default_key;
+    /*
+     What `tributary_polled_batch.lag` counts: `"rows"` or `"bytes"` still to
+     read; null when the type reports no lag (the host then ignores it).
+     The host exports the lag as `tributary_source_lag_rows` or
+     `tributary_source_lag_bytes`, and refuses the library for any other
+     text.
+     */
+    const char *lag_unit;
 } tributary_source_type_descriptor;
 
 /*
@@ -519,8 +527,8 @@ typedef struct tributary_polled_batch {
      */
     struct tributary_owned_bytes checkpoint;
     /*
-     How far behind the source is after this batch (rows or bytes, as the
-     plugin documents), or -1 when unknown.
+     How far behind the source is after this batch, in the source type's
+     `tributary_source_type_descriptor.lag_unit`, or -1 when unknown.
      */
     int64_t lag;
 } tributary_polled_batch;

@@ -319,6 +319,12 @@ pub struct SourceTypeDescriptor {
     /// The column whose value becomes the record key when the source's
     /// config sets no `key` (e.g. `host` for host metrics); null for none.
     pub default_key: *const c_char,
+    /// What [`PolledBatch::lag`] counts: `"rows"` or `"bytes"` still to
+    /// read; null when the type reports no lag (the host then ignores it).
+    /// The host exports the lag as `tributary_source_lag_rows` or
+    /// `tributary_source_lag_bytes`, and refuses the library for any other
+    /// text.
+    pub lag_unit: *const c_char,
 }
 
 /// One option's value, typed after its declaration.
@@ -350,6 +356,27 @@ pub struct CheckpointRef {
     pub partition: BytesRef,
     /// The checkpoint the plugin returned with the last committed batch.
     pub checkpoint: BytesRef,
+}
+
+impl CheckpointRef {
+    /// Borrows `c` for a call across the boundary.
+    pub fn new(c: &crate::Checkpoint) -> Self {
+        CheckpointRef {
+            partition: BytesRef::new(&c.partition),
+            checkpoint: BytesRef::new(&c.checkpoint),
+        }
+    }
+
+    /// Copies the pair out.
+    ///
+    /// # Safety
+    /// Both byte ranges must be valid, initialised memory for the call.
+    pub unsafe fn to_checkpoint(&self) -> crate::Checkpoint {
+        // SAFETY: guaranteed by the caller.
+        let (partition, checkpoint) =
+            unsafe { (self.partition.as_slice(), self.checkpoint.as_slice()) };
+        crate::Checkpoint::new(partition, checkpoint)
+    }
 }
 
 /// A logging callback supplied by the host. Plugin messages land in the
@@ -412,8 +439,8 @@ pub struct PolledBatch {
     /// batch of the same partition) is acknowledged by Kafka. An empty
     /// checkpoint ends the partition: the host forgets it once committed.
     pub checkpoint: OwnedBytes,
-    /// How far behind the source is after this batch (rows or bytes, as the
-    /// plugin documents), or -1 when unknown.
+    /// How far behind the source is after this batch, in the source type's
+    /// [`SourceTypeDescriptor::lag_unit`], or -1 when unknown.
     pub lag: i64,
 }
 
@@ -518,7 +545,7 @@ mod tests {
         assert_eq!(size_of::<PluginDescriptor>(), 96);
         assert_eq!(size_of::<CreateArgs>(), 104);
         assert_eq!(size_of::<OptionDescriptor>(), 72);
-        assert_eq!(size_of::<SourceTypeDescriptor>(), 48);
+        assert_eq!(size_of::<SourceTypeDescriptor>(), 56);
         assert_eq!(size_of::<OptionValue>(), 56);
         assert_eq!(size_of::<ErrorInfo>(), 40);
     }

@@ -17,7 +17,9 @@ use crate::abi::{
     PolledBatch, SourceTypeDescriptor,
 };
 use crate::options::{OptionSpec, Options};
-use crate::source::{Batch, ConfigIssue, CreateContext, Error, Logger, Poll, Source, SourceType};
+use crate::source::{
+    Batch, Checkpoint, ConfigIssue, CreateContext, Error, LagUnit, Logger, Poll, Source, SourceType,
+};
 
 /// Implemented by the unit type that `export_plugin!` generates, so the
 /// generic entry points can reach the library's one [`Exported`] table.
@@ -49,6 +51,7 @@ pub struct Registration {
     name: &'static str,
     description: &'static str,
     default_key: Option<&'static str>,
+    lag_unit: Option<LagUnit>,
     options: Vec<OptionSpec>,
     validate: fn(&Options) -> Result<(), Vec<ConfigIssue>>,
     create: CreateDyn,
@@ -69,6 +72,7 @@ impl Registration {
             name: S::NAME,
             description: S::DESCRIPTION,
             default_key: S::DEFAULT_KEY,
+            lag_unit: S::LAG_UNIT,
             options: S::options(),
             validate: S::validate,
             create: |ctx| S::create(ctx).map(|s| Box::new(s) as Box<dyn DynSource>),
@@ -156,6 +160,7 @@ impl Exported {
                 options: opts.as_ptr(),
                 options_len: opts.len(),
                 default_key: reg.default_key.map_or(std::ptr::null(), &mut cstr),
+                lag_unit: reg.lag_unit.map_or(std::ptr::null(), |u| cstr(u.name())),
             });
             options.push(opts);
         }
@@ -218,7 +223,7 @@ struct ParsedArgs<'a> {
     source_type: &'a str,
     source_name: String,
     config: Value,
-    checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
+    checkpoints: Vec<Checkpoint>,
     log: Logger,
 }
 
@@ -257,12 +262,7 @@ unsafe fn parse_args<'a>(args: *const CreateArgs) -> Result<ParsedArgs<'a>, Erro
             unsafe { std::slice::from_raw_parts(args.checkpoints, args.checkpoints_len) };
         refs.iter()
             // SAFETY: each entry borrows valid bytes for the call.
-            .map(|c| unsafe {
-                (
-                    c.partition.as_slice().to_vec(),
-                    c.checkpoint.as_slice().to_vec(),
-                )
-            })
+            .map(|c| unsafe { c.to_checkpoint() })
             .collect()
     };
     Ok(ParsedArgs {

@@ -35,7 +35,8 @@ mod source;
 
 pub use options::{OptionKind, OptionSpec, Options, options_object};
 pub use source::{
-    Batch, ConfigIssue, CreateContext, Error, ErrorCategory, Logger, Poll, Source, SourceType,
+    Batch, Checkpoint, ConfigIssue, CreateContext, Error, ErrorCategory, LagUnit, Logger, Poll,
+    Source, SourceType,
 };
 
 /// Re-exported so plugins build batches with the same Arrow the SDK exports.

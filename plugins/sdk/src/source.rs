@@ -18,8 +18,9 @@ pub trait Source: Sized + 'static {
     /// a declaration cannot judge (a pattern that must compile).
     fn validate(options: &Options) -> Result<(), Vec<ConfigIssue>>;
 
-    /// Creates an instance that resumes after `checkpoints`, the last
-    /// committed checkpoint of each partition this source has produced.
+    /// Creates an instance that resumes after [`CreateContext::checkpoints`],
+    /// the last committed checkpoint of each partition this source has
+    /// produced.
     fn create(ctx: CreateContext) -> Result<Self, Error>;
 
     /// Returns the next batch, or [`Poll::Idle`] when nothing arrived
@@ -43,10 +44,48 @@ pub struct CreateContext {
     /// The source's plugin options, checked against their declarations,
     /// defaults applied.
     pub options: Options,
-    /// Last committed `(partition, checkpoint)` pairs.
-    pub checkpoints: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The last committed checkpoint of every partition the source has
+    /// produced. A partition absent here was never committed, or was
+    /// forgotten after its empty checkpoint.
+    pub checkpoints: Vec<Checkpoint>,
     /// Sends messages to the daemon's log.
     pub log: Logger,
+}
+
+/// A source partition and the checkpoint committed for it: where the
+/// source resumes reading that partition.
+///
+/// Both are opaque to the daemon: the partition names a part of the input
+/// that is read in order (a file's identity, a generator's sequence), and
+/// the checkpoint is what the plugin returned with a batch, meaning
+/// "everything of this partition up to the end of that batch". The daemon
+/// stores a checkpoint only once Kafka acknowledged every record up to it.
+///
+/// An empty checkpoint ends a partition: once committed the daemon forgets
+/// it ([`Checkpoint::ends_partition`]). Met in [`CreateContext::checkpoints`],
+/// it leaves nothing to resume in its partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Checkpoint {
+    /// The source partition (e.g. a file identity).
+    pub partition: Vec<u8>,
+    /// Where to resume in that partition; empty when the partition ended.
+    pub checkpoint: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The checkpoint `checkpoint` of `partition`.
+    pub fn new(partition: impl Into<Vec<u8>>, checkpoint: impl Into<Vec<u8>>) -> Self {
+        Checkpoint {
+            partition: partition.into(),
+            checkpoint: checkpoint.into(),
+        }
+    }
+
+    /// Whether the checkpoint is empty, which ends its partition: once
+    /// committed, the daemon forgets the partition.
+    pub fn ends_partition(&self) -> bool {
+        self.checkpoint.is_empty()
+    }
 }
 
 /// The outcome of one [`Source::poll`].
@@ -71,7 +110,9 @@ pub struct Batch {
     /// Where to resume once these rows and all earlier rows of the same
     /// partition are delivered.
     pub checkpoint: Vec<u8>,
-    /// Rows or bytes still waiting at the source, when known.
+    /// How far the source is behind its input after this batch, when known,
+    /// in its type's [`SourceType::LAG_UNIT`]. Ignored when the type
+    /// declares no unit.
     pub lag: Option<u64>,
 }
 
@@ -293,8 +334,49 @@ pub trait SourceType: Source {
     /// The column whose value becomes the record key when the source's
     /// config sets no `key` (e.g. `host` for host metrics).
     const DEFAULT_KEY: Option<&'static str> = None;
+    /// What [`Batch::lag`] counts: rows or bytes still to read. The daemon
+    /// exports the lag as `tributary_source_lag_rows` or
+    /// `tributary_source_lag_bytes` accordingly; `None` (the default) for a
+    /// type that reports no lag.
+    const LAG_UNIT: Option<LagUnit> = None;
     /// The accepted options.
     fn options() -> Vec<OptionSpec>;
+}
+
+/// The unit of a source type's lag, [`SourceType::LAG_UNIT`]; on the C ABI
+/// the text of [`SourceTypeDescriptor::lag_unit`](crate::abi::SourceTypeDescriptor::lag_unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LagUnit {
+    /// Rows (records) not yet read, e.g. of a Parquet file or a paced
+    /// generator's backlog.
+    Rows,
+    /// Bytes not yet read, e.g. of a log file or a CSV file.
+    Bytes,
+}
+
+impl LagUnit {
+    /// Every unit.
+    pub const ALL: [LagUnit; 2] = [LagUnit::Rows, LagUnit::Bytes];
+
+    /// The unit's name: `rows` or `bytes`, as the ABI and the metric's
+    /// name spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LagUnit::Rows => "rows",
+            LagUnit::Bytes => "bytes",
+        }
+    }
+
+    /// The unit named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.name() == name)
+    }
+}
+
+impl std::fmt::Display for LagUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Sends plugin messages to the host's log, tagged with the source.
@@ -359,6 +441,22 @@ impl Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_units_are_named_as_the_abi_and_the_metrics_spell_them() {
+        for unit in LagUnit::ALL {
+            assert_eq!(LagUnit::from_name(unit.name()), Some(unit));
+        }
+        assert_eq!(LagUnit::Rows.name(), "rows");
+        assert_eq!(LagUnit::Bytes.to_string(), "bytes");
+        assert_eq!(LagUnit::from_name("lines"), None);
+    }
+
+    #[test]
+    fn an_empty_checkpoint_ends_its_partition() {
+        assert!(Checkpoint::new(b"file", b"").ends_partition());
+        assert!(!Checkpoint::new(b"file", 7u64.to_le_bytes()).ends_partition());
+    }
 
     #[test]
     fn every_issue_is_in_the_create_error() {

@@ -23,7 +23,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tributary_plugin_sdk::{
-    Batch, ConfigIssue, CreateContext, Error, Logger, OptionSpec, Options, Poll, Source, SourceType,
+    Batch, ConfigIssue, CreateContext, Error, LagUnit, Logger, OptionSpec, Options, Poll, Source,
+    SourceType,
 };
 
 use crate::collect::{Collector, Sample};
@@ -169,6 +170,8 @@ impl SourceType for SysMetrics {
     /// One host, one partition: rows are keyed by host name unless the
     /// source sets another `key`.
     const DEFAULT_KEY: Option<&'static str> = Some("host");
+    /// A sample describes the host now: nothing waits to be read.
+    const LAG_UNIT: Option<LagUnit> = None;
 
     fn options() -> Vec<OptionSpec> {
         config::options()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 use tributary_plugin_sdk::bad_rows::OnError;
-use tributary_plugin_sdk::{ConfigIssue, OptionKind, OptionSpec, Options};
+use tributary_plugin_sdk::{ConfigIssue, LagUnit, OptionKind, OptionSpec, Options};
 
 use crate::types::ColumnType;
 
@@ -28,6 +28,15 @@ impl Format {
     /// inference, may be gzip-compressed, has bad rows).
     pub fn is_text(self) -> bool {
         matches!(self, Format::Csv | Format::Ndjson)
+    }
+
+    /// What its readers' lag counts: bytes of a text file not yet read,
+    /// rows of a columnar file (whose metadata counts them).
+    pub const fn lag_unit(self) -> LagUnit {
+        match self {
+            Format::Csv | Format::Ndjson => LagUnit::Bytes,
+            Format::Parquet | Format::Arrow => LagUnit::Rows,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use tributary_plugin_sdk::dead_letter::dead_letter_batch;
-use tributary_plugin_sdk::{Batch, Error, Logger, Poll};
+use tributary_plugin_sdk::{self as sdk, Batch, Error, Logger, Poll};
 
 use crate::checkpoint::{Checkpoint, Identity};
 use crate::config::{Config, Format, Input, SpoolConfig};
@@ -80,11 +80,12 @@ impl Tables {
     /// are refused: guessing a resume point would repeat or lose rows.
     pub fn new(
         config: Config,
-        checkpoints: &[(Vec<u8>, Vec<u8>)],
+        checkpoints: &[sdk::Checkpoint],
         log: Logger,
     ) -> Result<Tables, Error> {
         let mut committed = HashMap::new();
-        for (partition, bytes) in checkpoints {
+        for c in checkpoints {
+            let partition = &c.partition;
             if Identity::from_partition(partition).is_none() {
                 return Err(Error::invalid_data(format!(
                     "partition `{}` is not a file identity (<fingerprint>-<size>); \
@@ -92,7 +93,7 @@ impl Tables {
                     String::from_utf8_lossy(partition)
                 )));
             }
-            let cp = Checkpoint::decode(bytes).map_err(|e| {
+            let cp = Checkpoint::decode(&c.checkpoint).map_err(|e| {
                 Error::invalid_data(format!(
                     "the checkpoint of file `{}`: {e}; refusing to guess where to resume",
                     String::from_utf8_lossy(partition)
@@ -575,9 +576,18 @@ mod tests {
         }
     }
 
-    fn source(format: Format, options: serde_json::Value, cps: &[(Vec<u8>, Vec<u8>)]) -> Tables {
+    fn source(format: Format, options: serde_json::Value, cps: &[sdk::Checkpoint]) -> Tables {
         let config = Config::from_json(format, &options).unwrap();
         Tables::new(config, cps, Logger::none()).unwrap()
+    }
+
+    /// What the daemon passes back once `batch`, and every batch before
+    /// it, is committed.
+    fn committed_up_to(batch: &Batch) -> Vec<sdk::Checkpoint> {
+        vec![sdk::Checkpoint::new(
+            batch.partition.clone(),
+            batch.checkpoint.clone(),
+        )]
     }
 
     /// Polls until `Finished`, or until nothing new comes for a few polls.
@@ -637,7 +647,7 @@ mod tests {
         let mut before = 0;
         for (i, b) in batches.iter().enumerate() {
             before += b.records.num_rows() as i64;
-            let cps = vec![(b.partition.clone(), b.checkpoint.clone())];
+            let cps = committed_up_to(b);
             let mut resumed = source(format, options.clone(), &cps);
             let rest = drain(&mut resumed);
             assert_eq!(
@@ -681,7 +691,7 @@ mod tests {
         let mut first = source(Format::Csv, options.clone(), &[]);
         let batches = drain(&mut first);
         let last = batches.last().unwrap();
-        let cps = vec![(last.partition.clone(), last.checkpoint.clone())];
+        let cps = committed_up_to(last);
         // Renamed: same identity, nothing to read.
         std::fs::rename(&a, dir.0.join("b.csv")).unwrap();
         let mut again = source(Format::Csv, options.clone(), &cps);
@@ -771,7 +781,7 @@ mod tests {
         let batches = drain(&mut first);
         let last = batches.last().unwrap();
         // The daemon died after committing, before `committed` reached us.
-        let cps = vec![(last.partition.clone(), last.checkpoint.clone())];
+        let cps = committed_up_to(last);
         let mut second = source(Format::Csv, spool_options(&dir.0), &cps);
         assert!(drain(&mut second).is_empty());
         assert_eq!(names(&dir.0.join("finished")), ["a.csv"]);
@@ -899,7 +909,7 @@ mod tests {
         let config = Config::from_json(Format::Csv, &options).unwrap();
         let err = Tables::new(
             config.clone(),
-            &[(b"seq".to_vec(), vec![0; 8])],
+            &[sdk::Checkpoint::new(b"seq", vec![0; 8])],
             Logger::none(),
         )
         .unwrap_err();
@@ -908,7 +918,12 @@ mod tests {
             fingerprint: 1,
             size: 2,
         };
-        let err = Tables::new(config, &[(id.partition(), vec![1, 2])], Logger::none()).unwrap_err();
+        let err = Tables::new(
+            config,
+            &[sdk::Checkpoint::new(id.partition(), vec![1, 2])],
+            Logger::none(),
+        )
+        .unwrap_err();
         assert!(err.message().contains("expected 26"), "{err}");
     }
 }

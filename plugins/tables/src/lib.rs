@@ -24,7 +24,7 @@ pub mod types;
 use std::time::Duration;
 
 use tributary_plugin_sdk::{
-    ConfigIssue, CreateContext, Error, OptionSpec, Options, Poll, Source, SourceType,
+    ConfigIssue, CreateContext, Error, LagUnit, OptionSpec, Options, Poll, Source, SourceType,
 };
 
 use crate::config::{Config, Format};
@@ -59,6 +59,7 @@ macro_rules! table_source {
         impl SourceType for $ty {
             const NAME: &'static str = $name;
             const DESCRIPTION: &'static str = $description;
+            const LAG_UNIT: Option<LagUnit> = Some($format.lag_unit());
 
             fn options() -> Vec<OptionSpec> {
                 config::options($format)

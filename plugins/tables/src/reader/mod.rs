@@ -88,7 +88,8 @@ pub trait TableReader {
     fn next_chunk(&mut self, max_rows: usize) -> Result<Chunk, ReadError>;
     /// The checkpoint after the last chunk returned.
     fn position(&self) -> Checkpoint;
-    /// Bytes (or rows) not yet read, when known.
+    /// Bytes (text) or rows (columnar) not yet read, when known: the unit
+    /// of [`Format::lag_unit`](crate::config::Format::lag_unit).
     fn lag(&self) -> Option<u64>;
     /// Bad rows met so far, and their log lines not yet taken.
     fn bad_rows(&mut self) -> (u64, Vec<String>);
