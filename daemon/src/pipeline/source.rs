@@ -599,7 +599,7 @@ impl SourceThread {
 /// Tells the plugin which checkpoints a transaction committed.
 fn tell_committed(instance: &mut PluginInstance, moved: Checkpoints) -> Result<(), SourceError> {
     for (partition, checkpoint) in moved {
-        instance.committed(&partition, &checkpoint)?;
+        instance.committed(&Checkpoint::new(partition, checkpoint))?;
     }
     Ok(())
 }
