@@ -200,3 +200,61 @@ fn a_source_moves_to_another_host_exactly_once() {
     eprintln!("{report}");
     assert!(report.exactly_once(), "{report}");
 }
+
+#[test]
+fn kill_9_every_few_seconds_repeats_nothing_for_a_csv_spool_directory() {
+    let dir = TempDir::new("eos-spool");
+    let Some(broker) = kafka(&dir) else {
+        return;
+    };
+    let mut seed = test_seed();
+    let topic = broker.topic("spool");
+    broker.create_topic(&topic, 4);
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    // 40 files of 1000 rows, dropped at once; each run reads a few.
+    let (files, rows) = (40u64, 1000u64);
+    for k in 0..files {
+        let mut text = String::from("seq,customer_id,note\n");
+        for seq in k * rows..(k + 1) * rows {
+            text.push_str(&format!("{seq},c-{},\"row {seq}, quoted\"\n", seq % 13));
+        }
+        let tmp = spool.join(format!(".orders-{k:03}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, spool.join(format!("orders-{k:03}.csv"))).unwrap();
+    }
+    let source = format!(
+        "[[source]]\nname = \"orders\"\ntype = \"csv\"\ntopic = {}\nkey = \"customer_id\"\n\
+         delivery = \"exactly_once\"\ntransaction_interval_ms = 200\n\
+         spool_dir = {}\npattern = \"*.csv\"\nsettle_ms = 0\nscan_interval_ms = 50\n\
+         batch_rows = 100\n\n[source.columns]\nseq = \"int64\"\n",
+        toml_str(&topic),
+        toml_str(spool.to_str().unwrap())
+    );
+    let config = host(&broker, dir.path(), "a", &broker.topic("offsets"), &source).config;
+    for round in 0..10 {
+        let mut daemon = Daemon::start(&config, &dir.join(format!("daemon-{round}.log")));
+        std::thread::sleep(pick(&mut seed, 1000, 2500));
+        daemon.kill9();
+    }
+    let mut daemon = Daemon::start(&config, &dir.join("daemon-last.log"));
+    let finished = spool.join("finished");
+    assert!(
+        wait_until(Duration::from_secs(180), || {
+            daemon.log_text().contains("Daemon running.")
+                && std::fs::read_dir(&finished).map_or(0, |d| d.count()) == files as usize
+        }),
+        "not every file was read:\n{}",
+        daemon.log_text()
+    );
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let report = consume_seqs(
+        &broker.bootstrap(),
+        &topic,
+        files * rows,
+        Duration::from_secs(120),
+    );
+    eprintln!("{report}");
+    assert!(report.exactly_once(), "{report}");
+}

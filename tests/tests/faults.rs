@@ -244,3 +244,54 @@ fn broker_restarts_between_daemon_runs_lose_and_repeat_nothing() {
     let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(60));
     assert!(report.exactly_once(), "{report}");
 }
+
+#[test]
+fn broker_restart_in_the_middle_of_transactions_loses_and_repeats_nothing() {
+    // An exactly-once source while the broker stops and starts again: the
+    // open transaction is aborted or committed whole, and the source goes
+    // on from its last commit.
+    let dir = TempDir::new("eos-broker-restart");
+    let Some((_turn, broker)) = exclusive_kafka(&dir) else {
+        return;
+    };
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 3);
+    let kafka = broker.kafka();
+    let count = 30_000;
+    let source = format!(
+        "{}delivery = \"exactly_once\"\ntransaction_interval_ms = 200\n",
+        datagen_source("orders", &topic, count, 3_000, 9)
+    );
+    let prefix = format!(
+        "transactional_id_prefix = {}",
+        toml_str(&broker.topic("tx"))
+    );
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .with_http()
+        .kafka_key(&prefix)
+        .drop_in("orders.toml", source);
+    spec.offsets_topic = Some(broker.topic("offsets"));
+    let address = spec.http_address().unwrap();
+    let config = write_config(dir.path(), &spec);
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let state = || {
+        http_request(&address, "GET", "/api/v1/sources/orders", &[])
+            .map_or(serde_json::Value::Null, |r| r.json())
+    };
+    wait_for("a few commits", Duration::from_secs(60), || {
+        state()["offset_commits"].as_u64() > Some(3)
+    });
+    let pid = kafka.pid();
+    kafka.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    kafka.start_again();
+    assert_ne!(pid, kafka.pid(), "a new broker process");
+    wait_for("the source to finish", Duration::from_secs(180), || {
+        state()["state"] == "finished"
+    });
+    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
+    eprintln!("{report}");
+    assert!(report.exactly_once(), "{report}");
+}

@@ -386,6 +386,9 @@ fn offsets_move_from_the_file_store_to_kafka_with_export_and_import() {
         "{}",
         daemon.log_text()
     );
+    // The REST offsets API reads the Kafka store too.
+    let api = http_get(&address, "/api/v1/sources/orders/offsets").json();
+    assert_eq!(api["offsets"][0]["partition_hex"], "736571", "{api}");
     let refused = offsets(&kafka_config, &["reset", "--source", "orders"]);
     let text = output_text(&refused);
     assert!(

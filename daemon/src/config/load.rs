@@ -544,8 +544,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify",
-                "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify",
+                "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
+                "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
                 "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: conf_dir, kafka, offsets, http, plugins, source",
             ]
         );
