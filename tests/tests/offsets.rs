@@ -113,22 +113,32 @@ fn clean_restart_loses_and_repeats_nothing() {
     }
 }
 
+/// `mount`/`umount`, through `sudo -n` when the tests do not run as root.
+fn mount_command(program: &str) -> std::process::Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::process::Command::new(program)
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", program]);
+        sudo
+    }
+}
+
 /// Unmounts a test's file system when dropped, also when the test fails.
 struct Mounted(std::path::PathBuf);
 
 impl Mounted {
-    /// Mounts a tmpfs of `size` on `dir`; `None` where mounting is not
-    /// allowed (not root), which only CI refuses to accept.
+    /// Mounts a tmpfs of `size`, owned by the test's user, on `dir`; `None`
+    /// where mounting is not allowed (neither root nor password-less sudo),
+    /// which only CI refuses to accept.
     fn tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
         std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
+        // SAFETY: getuid and getgid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let options = format!("size={size},mode=0755,uid={uid},gid={gid}");
+        let out = mount_command("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
             .arg(dir)
             .output();
         match out {
@@ -136,14 +146,14 @@ impl Mounted {
             other => {
                 let why = format!("cannot mount a tmpfs on {}: {other:?}", dir.display());
                 assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-                eprintln!("SKIPPED (needs root to mount a small file system): {why}");
+                eprintln!("SKIPPED (needs root or sudo to mount a small file system): {why}");
                 None
             }
         }
     }
 
     fn remount(&self, options: &str) {
-        let status = std::process::Command::new("mount")
+        let status = mount_command("mount")
             .args(["-o", &format!("remount,{options}")])
             .arg(&self.0)
             .status()
@@ -154,10 +164,7 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
+        let _ = mount_command("umount").arg("-l").arg(&self.0).status();
     }
 }
 
