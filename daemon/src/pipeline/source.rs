@@ -27,14 +27,13 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
-use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tributary_plugin_sdk::Checkpoint;
 
 use super::SourceError;
 use super::ack::AckTracker;
-use super::transaction::Transactions;
+use super::transaction::{Transactions, is_fencing};
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
@@ -207,16 +206,6 @@ pub async fn run_once(
     let end = outcome.map_err(fenced)?;
     thread_result.map_err(fenced)?;
     Ok(end)
-}
-
-/// Whether `code` says another producer took this one's transactional id.
-pub(super) fn is_fencing(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::Fenced
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch
-    )
 }
 
 /// An exactly-once source whose records were refused for an old producer

@@ -26,7 +26,6 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::SourceError;
-use super::source::is_fencing;
 use crate::offsets::{Checkpoints, OffsetStore};
 use crate::producer::{NO_BATCH, Producer, TRANSACTION_CALL_TIMEOUT};
 use crate::status::SourceStatus;
@@ -35,6 +34,16 @@ use crate::telemetry::{self, OffsetsCommitted};
 /// How often a commit that timed out is tried again before the
 /// transaction is aborted.
 const COMMIT_RETRIES: u32 = 3;
+
+/// Whether `code` says another producer took this one's transactional id.
+pub(super) fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
 
 /// The open transaction of one exactly-once source run.
 pub struct Transactions {
