@@ -51,6 +51,27 @@ fn orders(address: &str) -> serde_json::Value {
         .map_or(serde_json::Value::Null, |r| r.json())
 }
 
+/// Two hosts configured with the same exactly-once datagen source of
+/// `count` records at `rate` per second, sharing an offsets topic; and the
+/// source's topic.
+fn two_hosts(broker: &Broker, dir: &Path, count: u64, rate: u64) -> (String, Host, Host) {
+    let topic = broker.topic("orders");
+    broker.create_topic(&topic, 4);
+    let offsets_topic = broker.topic("offsets");
+    let source = exactly_once_datagen(&topic, count, rate);
+    let a = host(broker, dir, "a", &offsets_topic, &source);
+    let b = host(broker, dir, "b", &offsets_topic, &source);
+    (topic, a, b)
+}
+
+/// What a read_committed reader finds in `topic`: every one of `count`
+/// records, once.
+fn assert_exactly_once(broker: &Broker, topic: &str, count: u64) {
+    let report = consume_seqs(&broker.bootstrap(), topic, count, Duration::from_secs(120));
+    eprintln!("{report}");
+    assert!(report.exactly_once(), "{report}");
+}
+
 fn exactly_once_datagen(topic: &str, count: u64, rate: u64) -> String {
     format!(
         "{}delivery = \"exactly_once\"\ntransaction_interval_ms = 200\n",
@@ -104,9 +125,7 @@ fn kill_9_every_few_seconds_repeats_nothing_for_datagen() {
     }
     let out = run_until_finished(&config, Duration::from_secs(180));
     assert!(out.status.success(), "{}", output_text(&out));
-    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
-    eprintln!("{report}");
-    assert!(report.exactly_once(), "{report}");
+    assert_exactly_once(&broker, &topic, count);
 }
 
 #[test]
@@ -115,13 +134,8 @@ fn a_second_daemon_with_the_same_source_fences_the_first_for_good() {
     let Some(broker) = kafka(&dir) else {
         return;
     };
-    let topic = broker.topic("orders");
-    broker.create_topic(&topic, 4);
-    let offsets_topic = broker.topic("offsets");
     let count = 60_000;
-    let source = exactly_once_datagen(&topic, count, 2_000);
-    let a = host(&broker, dir.path(), "a", &offsets_topic, &source);
-    let b = host(&broker, dir.path(), "b", &offsets_topic, &source);
+    let (topic, a, b) = two_hosts(&broker, dir.path(), count, 2_000);
     let mut daemon_a = Daemon::start(&a.config, &dir.join("a.log"));
     assert!(
         wait_until(Duration::from_secs(60), || {
@@ -167,9 +181,7 @@ fn a_second_daemon_with_the_same_source_fences_the_first_for_good() {
         let status = daemon.sigterm_and_wait(Duration::from_secs(30));
         assert!(status.is_some_and(|s| s.success()), "{status:?}");
     }
-    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
-    eprintln!("{report}");
-    assert!(report.exactly_once(), "{report}");
+    assert_exactly_once(&broker, &topic, count);
 }
 
 #[test]
@@ -179,13 +191,8 @@ fn a_source_moves_to_another_host_exactly_once() {
         return;
     };
     let mut seed = test_seed();
-    let topic = broker.topic("orders");
-    broker.create_topic(&topic, 4);
-    let offsets_topic = broker.topic("offsets");
     let count = 40_000;
-    let source = exactly_once_datagen(&topic, count, 8_000);
-    let a = host(&broker, dir.path(), "a", &offsets_topic, &source);
-    let b = host(&broker, dir.path(), "b", &offsets_topic, &source);
+    let (topic, a, b) = two_hosts(&broker, dir.path(), count, 8_000);
     let mut daemon_a = Daemon::start(&a.config, &dir.join("a.log"));
     std::thread::sleep(pick(&mut seed, 2000, 3000));
     daemon_a.kill9();
@@ -196,9 +203,7 @@ fn a_source_moves_to_another_host_exactly_once() {
         text.contains("Resuming from committed checkpoints."),
         "{text}"
     );
-    let report = consume_seqs(&broker.bootstrap(), &topic, count, Duration::from_secs(120));
-    eprintln!("{report}");
-    assert!(report.exactly_once(), "{report}");
+    assert_exactly_once(&broker, &topic, count);
 }
 
 #[test]
@@ -249,12 +254,5 @@ fn kill_9_every_few_seconds_repeats_nothing_for_a_csv_spool_directory() {
     );
     let status = daemon.sigterm_and_wait(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let report = consume_seqs(
-        &broker.bootstrap(),
-        &topic,
-        files * rows,
-        Duration::from_secs(120),
-    );
-    eprintln!("{report}");
-    assert!(report.exactly_once(), "{report}");
+    assert_exactly_once(&broker, &topic, files * rows);
 }

@@ -233,7 +233,7 @@ fn ready(state: &HttpState) -> Reply {
 /// UTF-8 and always as hex.
 fn offsets_json(offsets: &Checkpoints) -> Value {
     let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use crate::offsets::hex;
     offsets
         .iter()
         .map(|(partition, checkpoint)| {

@@ -30,7 +30,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{Checkpoints, OffsetError, OffsetStore};
+use super::{Checkpoints, OffsetError, OffsetStore, hex};
 
 /// The version of the record value this daemon writes and reads.
 pub const RECORD_VERSION: u64 = 1;
@@ -115,20 +115,8 @@ pub fn decode_value(value: &[u8]) -> Result<Vec<u8>, String> {
         .and_then(unhex)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Result<Vec<u8>, String> {
-    if !text.len().is_multiple_of(2) {
-        return Err(format!("`{text}` is not hex: odd length"));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| format!("`{text}` is not hex"))
-        })
-        .collect()
+    super::unhex(text).ok_or_else(|| format!("`{text}` is not hex"))
 }
 
 /// `time` as RFC 3339 in UTC, to the second.

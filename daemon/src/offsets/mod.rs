@@ -55,6 +55,34 @@ pub enum OffsetError {
     },
 }
 
+/// Bytes as lowercase hex, the form checkpoints and partitions take in the
+/// offset files, the Kafka offset records, exports and the API.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Lowercase hex back to bytes; `None` for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
 /// Locks a mutex, recovering from poisoning: the stores keep plain maps that
 /// a panic cannot leave half-updated in a way that matters.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

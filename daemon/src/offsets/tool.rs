@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Checkpoints, OffsetError, OffsetStore};
+use super::{Checkpoints, OffsetError, OffsetStore, hex, unhex};
 
 /// The version of the export document.
 pub const EXPORT_VERSION: u64 = 1;
@@ -134,20 +134,6 @@ pub fn may_change_offsets(state: Option<&str>) -> bool {
         state,
         None | Some("paused" | "stopped" | "finished" | "failed")
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
