@@ -74,9 +74,10 @@ pub mod error_class {
 
 /// The daemon's own classes of source failures; the plugin ABI's error
 /// categories (`ErrorCategory::NAMES`) come before them.
-const DAEMON_FAILURE_CLASSES: [&str; 7] = [
+const DAEMON_FAILURE_CLASSES: [&str; 8] = [
     "kafka",
     "fenced",
+    error_class::TOO_LARGE,
     "offsets",
     error_class::SERIALIZE,
     "dead_letter",

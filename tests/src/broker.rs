@@ -251,9 +251,26 @@ fn client_config(bootstrap: &str) -> ClientConfig {
 
 /// CreateTopics through the Admin API, for brokers that implement it.
 pub(crate) fn create_topic_with_admin(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_with_configs(bootstrap, name, partitions, &[]);
+}
+
+/// Creates topic `name` on a real Kafka with topic-level `configs` (such as
+/// `max.message.bytes`).
+///
+/// # Panics
+/// If Kafka refuses.
+pub fn create_topic_with_configs(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let admin: AdminClient<DefaultClientContext> =
         client_config(bootstrap).create().expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     // The admin client's futures are completed by librdkafka's own thread; a
     // current-thread runtime only has to wait for them.

@@ -45,7 +45,7 @@ mod tls;
 
 pub use broker::{
     Broker, BrokerKind, Mock, MockBroker, broker_of_record, brokers_under_test,
-    delete_topic_with_admin, free_port,
+    create_topic_with_configs, delete_topic_with_admin, free_port,
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
@@ -54,9 +54,12 @@ pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_
 pub use kafka::{
     KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,
 };
-pub use logs::{LineWriter, Logrotate, append, append_seqs, logfile_source, seq_line};
+pub use logs::{
+    LineWriter, Logrotate, append, append_seqs, logfile_source, seq_line, seqs_in_files,
+};
 pub use oracle::{
-    MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seqs, produce_seqs,
+    MISSING_LISTED, Record, SeqReport, TRAILING_READ, consume_json, consume_seq_set, consume_seqs,
+    produce_seqs,
 };
 pub use paths::{build_c_plugin, daemon_bin, plugin_lib, repo_root, target_dir};
 pub use process::log_tail;

@@ -28,6 +28,32 @@ pub fn seq_line(seq: u64) -> String {
     format!("{{\"seq\":{seq}}}\n")
 }
 
+/// The sequence numbers of every `seq_line` held by the files directly in
+/// `dir`: what reached a disk and stayed there.
+///
+/// # Panics
+/// If `dir` cannot be read.
+pub fn seqs_in_files(dir: &Path) -> std::collections::BTreeSet<u64> {
+    let mut seqs = std::collections::BTreeSet::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(seq) = line
+                .strip_prefix("{\"seq\":")
+                .and_then(|rest| rest.strip_suffix('}'))
+                .and_then(|n| n.parse().ok())
+            {
+                seqs.insert(seq);
+            }
+        }
+    }
+    seqs
+}
+
 /// Appends `seq_line(n)` for every `n` in `range` to `path` (created if
 /// missing).
 ///

@@ -190,6 +190,54 @@ pub fn consume_seqs(
     expected_count: u64,
     timeout: Duration,
 ) -> SeqReport {
+    consume_wanted(bootstrap, topic, Wanted::Below(expected_count), timeout)
+}
+
+/// [`consume_seqs`] for an arbitrary set of expected numbers: reading stops
+/// once every number in `wanted` was read (plus [`TRAILING_READ`]);
+/// `missing` lists numbers of `wanted` never read, and numbers read outside
+/// it count as `out_of_range`.
+///
+/// # Panics
+/// If the consumer cannot be created or the topic never appears.
+pub fn consume_seq_set(
+    bootstrap: &str,
+    topic: &str,
+    wanted: &std::collections::BTreeSet<u64>,
+    timeout: Duration,
+) -> SeqReport {
+    consume_wanted(bootstrap, topic, Wanted::Set(wanted), timeout)
+}
+
+/// The sequence numbers a reading expects.
+enum Wanted<'a> {
+    Below(u64),
+    Set(&'a std::collections::BTreeSet<u64>),
+}
+
+impl Wanted<'_> {
+    fn count(&self) -> u64 {
+        match self {
+            Wanted::Below(n) => *n,
+            Wanted::Set(s) => s.len() as u64,
+        }
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        match self {
+            Wanted::Below(n) => seq < *n,
+            Wanted::Set(s) => s.contains(&seq),
+        }
+    }
+}
+
+fn consume_wanted(
+    bootstrap: &str,
+    topic: &str,
+    wanted: Wanted<'_>,
+    timeout: Duration,
+) -> SeqReport {
+    let expected_count = wanted.count();
     let deadline = Instant::now() + timeout;
     let consumer = oracle_consumer(bootstrap, topic, deadline);
 
@@ -228,7 +276,7 @@ pub fn consume_seqs(
                 report.max_seq = report.max_seq.max(Some(seq));
                 let n = counts.entry(seq).or_insert(0);
                 *n += 1;
-                if *n == 1 && seq < expected_count {
+                if *n == 1 && wanted.contains(seq) {
                     in_range_distinct += 1;
                 }
                 report.records.push(Record {
@@ -254,10 +302,18 @@ pub fn consume_seqs(
     report.duplicated = report.total - report.seen_distinct;
     report.missing_count = expected_count - in_range_distinct;
     if report.missing_count > 0 {
-        report.missing = (0..expected_count)
-            .filter(|s| !counts.contains_key(s))
-            .take(MISSING_LISTED)
-            .collect();
+        report.missing = match &wanted {
+            Wanted::Below(n) => (0..*n)
+                .filter(|s| !counts.contains_key(s))
+                .take(MISSING_LISTED)
+                .collect(),
+            Wanted::Set(set) => set
+                .iter()
+                .copied()
+                .filter(|s| !counts.contains_key(s))
+                .take(MISSING_LISTED)
+                .collect(),
+        };
     }
     report
 }

@@ -49,6 +49,7 @@ fn read_letters(bootstrap: &str, topic: &str, expected: usize) -> Vec<Letter> {
         .set("group.id", format!("dlq-headers-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     let metadata = consumer
@@ -257,4 +258,164 @@ fn bad_csv_rows_reach_the_dead_letter_topic_with_file_and_line() {
         );
         assert_eq!(get(header::SOURCE), Some("orders"), "{h:?}");
     }
+}
+
+/// A CSV file of 20 rows (batches of 5) whose row 10 is larger than Kafka takes; the
+/// source's topic, dead-letter topic and daemon configuration. `limit`
+/// says where the limit is: the producer's `message.max.bytes`, or the
+/// topic's `max.message.bytes` on a real Kafka.
+fn too_large_setup(
+    dir: &TempDir,
+    broker: &Broker,
+    on_error: &str,
+    exactly_once: bool,
+    topic_limit: bool,
+) -> (String, String, PathBuf) {
+    let (topic, dlq) = (broker.topic("rows"), broker.topic("rows.dlq"));
+    if topic_limit {
+        create_topic_with_configs(
+            &broker.bootstrap(),
+            &topic,
+            1,
+            &[("max.message.bytes", "10000")],
+        );
+    } else {
+        broker.create_topic(&topic, 1);
+    }
+    let path = dir.join("rows.csv");
+    let mut text = String::from("seq,note\n");
+    for i in 0..20 {
+        let note = if i == 10 {
+            "x".repeat(20_000)
+        } else {
+            format!("row {i}")
+        };
+        text.push_str(&format!("{i},{note}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut source = format!(
+        "[[source]]\nname = \"rows\"\ntype = \"csv\"\ntopic = {}\npath = {}\n\
+         on_error = {}\ndead_letter_topic = {}\nbatch_rows = 5\n",
+        toml_str(&topic),
+        toml_str(path.to_str().unwrap()),
+        toml_str(on_error),
+        toml_str(&dlq)
+    );
+    let mut spec = ConfigSpec::new(&broker.bootstrap(), dir.path());
+    if exactly_once {
+        source.push_str("delivery = \"exactly_once\"\n");
+        spec.offsets_topic = Some(broker.topic("offsets"));
+        spec = spec.kafka_key(&format!(
+            "transactional_id_prefix = {}",
+            toml_str(&broker.topic("tx"))
+        ));
+    }
+    if !topic_limit {
+        spec = spec.kafka_option("message.max.bytes", "10000");
+    }
+    let spec = spec.drop_in("rows.toml", source);
+    (topic, dlq, write_config(dir.path(), &spec))
+}
+
+/// Runs the set-up to its end with `dead_letter`: the 19 other rows arrive
+/// once (read_committed), row 10 is in the dead-letter topic once with
+/// the reason and a preview, and the source finished well.
+fn too_large_goes_to_dead_letters(
+    label: &str,
+    kind: BrokerKind,
+    exactly_once: bool,
+    topic_limit: bool,
+) {
+    let dir = TempDir::new(label);
+    let broker = Broker::start(kind, dir.path());
+    let (topic, dlq, config) =
+        too_large_setup(&dir, &broker, "dead_letter", exactly_once, topic_limit);
+    let out = run_until_finished(&config, Duration::from_secs(90));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let report = consume_seqs(&broker.bootstrap(), &topic, 20, Duration::from_secs(10));
+    let seqs: BTreeSet<u64> = report.records.iter().map(|r| r.seq).collect();
+    assert_eq!(report.duplicated, 0, "{report}");
+    assert_eq!(
+        seqs,
+        (0..20).filter(|s| *s != 10).collect::<BTreeSet<_>>(),
+        "{report}"
+    );
+    let letters = read_letters(&broker.bootstrap(), &dlq, 2);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (value, h) = &letters[0];
+    let get = |k: &str| h.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(get(header::ERROR_CLASS), Some("too_large"), "{h:?}");
+    let setting = if topic_limit {
+        "max.message.bytes"
+    } else {
+        "message.max.bytes"
+    };
+    assert!(
+        get(header::ERROR_MESSAGE)
+            .is_some_and(|m| m.contains("more than Kafka accepts") && m.contains(setting)),
+        "{h:?}"
+    );
+    assert!(
+        value.starts_with(b"{\"seq\":10,") && value.len() == 1024,
+        "{}",
+        String::from_utf8_lossy(value)
+    );
+}
+
+#[test]
+fn a_row_too_large_for_kafka_goes_to_the_dead_letter_topic_and_the_source_goes_on() {
+    too_large_goes_to_dead_letters("dead-letters-too-large", broker_of_record(), false, false);
+}
+
+#[test]
+fn a_row_too_large_for_the_topic_goes_to_the_dead_letter_topic_exactly_once() {
+    if !brokers_under_test().contains(&BrokerKind::Kafka) {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    }
+    too_large_goes_to_dead_letters("dead-letters-too-large-eos", BrokerKind::Kafka, true, true);
+}
+
+#[test]
+fn a_row_too_large_fails_an_exactly_once_source_before_its_batch_and_repeats_nothing() {
+    if !brokers_under_test().contains(&BrokerKind::Kafka) {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("too-large-fail-eos");
+    let broker = Broker::start(BrokerKind::Kafka, dir.path());
+    let (topic, _dlq, config) = too_large_setup(&dir, &broker, "fail", true, true);
+    for round in 0..2 {
+        let out = run_until_finished(&config, Duration::from_secs(90));
+        let text = output_text(&out);
+        assert!(!out.status.success(), "round {round}: {text}");
+        assert!(
+            text.contains("rows (failed)") && text.contains("max.message.bytes = 10000"),
+            "{text}"
+        );
+        assert!(!text.contains("restarting"), "{text}");
+    }
+    // Batches of 5 rows: the two before the one holding row 10 are
+    // committed once over both runs; nothing of that batch or after it is.
+    let report = consume_seqs(&broker.bootstrap(), &topic, 10, Duration::from_secs(10));
+    assert!(report.exactly_once(), "{report}");
+    assert_eq!(report.max_seq, Some(9), "{report}");
+}
+
+#[test]
+fn a_row_too_large_for_kafka_fails_its_source_without_a_resend_loop() {
+    let dir = TempDir::new("too-large-fail");
+    let broker = Broker::start_mock(1);
+    let (topic, _dlq, config) = too_large_setup(&dir, &broker, "fail", false, false);
+    let out = run_until_finished(&config, Duration::from_secs(60));
+    let text = output_text(&out);
+    // It used to restart with back-off forever, sending the rows before the
+    // big one again at every restart.
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("rows (failed)"), "{text}");
+    assert!(!text.contains("restarting"), "{text}");
+    let report = consume_seqs(&broker.bootstrap(), &topic, 10, Duration::from_secs(10));
+    assert!(report.exactly_once(), "{report}");
+    assert_eq!(report.max_seq, Some(9), "{report}");
 }

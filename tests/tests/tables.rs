@@ -594,36 +594,3 @@ fn a_binary_file_fails_its_source_once_and_run_exits_with_an_error() {
     assert!(text.contains("error_class=\"invalid_data\""), "{text}");
     assert!(!text.contains("restarting"), "{text}");
 }
-
-#[test]
-fn a_row_too_large_for_kafka_fails_its_source_without_a_resend_loop() {
-    let dir = TempDir::new("tables-too-large");
-    let broker = Broker::start_mock(1);
-    broker.create_topic("rows", 1);
-    // Row 10 of 20 is larger than the producer may send.
-    let path = dir.join("rows.csv");
-    let mut text = String::from("seq,note\n");
-    for i in 0..20 {
-        let note = if i == 10 {
-            "x".repeat(20_000)
-        } else {
-            format!("row {i}")
-        };
-        text.push_str(&format!("{i},{note}\n"));
-    }
-    std::fs::write(&path, text).unwrap();
-    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
-        .kafka_option("message.max.bytes", "10000")
-        .drop_in("s.toml", path_source("rows", "csv", "rows", &path, ""));
-    let config = write_config(dir.path(), &spec);
-    let out = run_until_finished(&config, Duration::from_secs(60));
-    let text = output_text(&out);
-    // It used to restart with back-off forever, sending the rows before the
-    // big one again at every restart.
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("rows (failed)"), "{text}");
-    assert!(!text.contains("restarting"), "{text}");
-    let report = consume_seqs(&broker.bootstrap(), "rows", 20, Duration::from_secs(10));
-    assert_eq!(report.duplicated, 0, "{report}");
-    assert!(report.records.iter().all(|r| r.seq != 10), "{report}");
-}

@@ -18,7 +18,10 @@ pub struct BatchId(u64);
 #[derive(Debug)]
 struct Pending {
     id: BatchId,
-    checkpoint: Vec<u8>,
+    /// `None` for a part sent ahead of a batch (its oversized records'
+    /// dead letters): it holds the batch's checkpoint back until it is
+    /// acknowledged too, and releases none of its own.
+    checkpoint: Option<Vec<u8>>,
     acked: bool,
 }
 
@@ -39,6 +42,17 @@ impl AckTracker {
     /// Registers a batch that was handed to the producer. Batches of one
     /// partition must be registered in source order.
     pub fn register(&mut self, partition: &[u8], checkpoint: Vec<u8>) -> BatchId {
+        self.register_inner(partition, Some(checkpoint))
+    }
+
+    /// Registers records sent just before a batch of the same partition as
+    /// part of it: the batch's checkpoint is released only once these are
+    /// acknowledged as well.
+    pub fn register_part(&mut self, partition: &[u8]) -> BatchId {
+        self.register_inner(partition, None)
+    }
+
+    fn register_inner(&mut self, partition: &[u8], checkpoint: Option<Vec<u8>>) -> BatchId {
         let id = BatchId(self.next_id);
         self.next_id += 1;
         self.partitions
@@ -63,7 +77,9 @@ impl AckTracker {
         }
         let mut released = None;
         while queue.front().is_some_and(|p| p.acked) {
-            released = queue.pop_front().map(|p| p.checkpoint);
+            if let Some(c) = queue.pop_front().and_then(|p| p.checkpoint) {
+                released = Some(c);
+            }
         }
         if queue.is_empty() {
             self.partitions.remove(&partition);
@@ -115,6 +131,23 @@ mod tests {
         }
         assert!(released.is_empty(), "passed an unacknowledged batch");
         assert_eq!(t.in_flight(), 99);
+    }
+
+    #[test]
+    fn a_part_sent_ahead_holds_its_batch_checkpoint_until_it_is_acknowledged() {
+        let mut t = AckTracker::new();
+        let a = t.register(b"p", b"1".to_vec());
+        assert_eq!(t.ack(a), Some(Checkpoint::new(b"p", b"1")));
+        let part = t.register_part(b"p");
+        let batch = t.register(b"p", b"2".to_vec());
+        assert_eq!(
+            t.ack(batch),
+            None,
+            "its dead letters are not acknowledged yet"
+        );
+        assert_eq!(t.ack(part), Some(Checkpoint::new(b"p", b"2")));
+        let part = t.register_part(b"p");
+        assert_eq!(t.ack(part), None, "a part alone releases no checkpoint");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod ack;
 mod source;
 mod supervisor;
+mod too_large;
 mod transaction;
 
 use std::sync::Arc;
@@ -77,6 +78,19 @@ pub enum SourceError {
     /// A task or thread of the daemon itself failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A record is larger than Kafka accepts and the source's `on_error`
+    /// is not `dead_letter` or `skip`. Nothing of its batch was sent.
+    #[error(
+        "cannot send to topic `{topic}`: {reason}. Nothing of this batch was sent; the source \
+         stops before it. Raise the limit, or set `on_error = \"dead_letter\"` (with a \
+         `dead_letter_topic`) to set such records aside"
+    )]
+    TooLarge {
+        /// The topic.
+        topic: String,
+        /// Which row, how large, and which limit.
+        reason: String,
+    },
     /// Another producer initialised the same `transactional.id`: the same
     /// exactly-once source runs in another daemon (or another run).
     #[error(
@@ -113,7 +127,7 @@ impl SourceError {
     pub fn is_permanent(&self) -> bool {
         match self {
             SourceError::Plugin(e) => e.is_permanent(),
-            SourceError::Fenced { .. } => true,
+            SourceError::Fenced { .. } | SourceError::TooLarge { .. } => true,
             SourceError::Produce { source, .. } | SourceError::Delivery { source, .. } => {
                 crate::producer::kafka_error_class(source) == crate::metrics::error_class::TOO_LARGE
             }
@@ -132,6 +146,7 @@ impl SourceError {
             }
             SourceError::Hung { .. } => "hung",
             SourceError::Fenced { .. } => "fenced",
+            SourceError::TooLarge { .. } => crate::metrics::error_class::TOO_LARGE,
             SourceError::Transaction { .. } => "kafka",
             SourceError::NoDeadLetterTopic => "dead_letter",
             SourceError::Internal(_) => "internal",
@@ -334,6 +349,7 @@ async fn prepare(kafka: &Kafka, ctx: &mut SourceContext) -> Result<(), SourceErr
         ctx.producer = kafka.transactional_producer(&ctx.config.name).await?;
         ctx.transactional_id = Some(kafka.transactional_id(&ctx.config.name));
     }
+    ctx.record_limit = kafka.record_limit(&ctx.config.topic).await;
     Ok(())
 }
 

@@ -33,6 +33,7 @@ use tributary_plugin_sdk::Checkpoint;
 
 use super::SourceError;
 use super::ack::AckTracker;
+use super::too_large;
 use super::transaction::{Transactions, is_fencing};
 use crate::config::SourceConfig;
 use crate::offsets::{Checkpoints, OffsetStore};
@@ -40,7 +41,7 @@ use crate::plugin::{LoadedPlugin, PluginInstance, PollOutcome, Polled};
 use crate::producer::{
     BatchAck, BatchHandle, Completion, Outcome, Producer, Records, TopicSender, Unsent,
 };
-use crate::serialize::{self, DeadLetterRecords, RecordSerializer};
+use crate::serialize::{self, DeadLetterRecords, RecordSerializer, Serialized};
 use crate::status::SourceStatus;
 use crate::telemetry::{
     self, DeadLettersWritten, FirstDeadLetter, OffsetCommitError, OffsetsCommitted, RecordsFailed,
@@ -87,6 +88,9 @@ pub struct SourceContext {
     /// With exactly-once delivery, the `transactional.id` of `producer`,
     /// set when a run prepares it.
     pub transactional_id: Option<String>,
+    /// The largest record the source's topic takes, read when a run
+    /// prepares it.
+    pub record_limit: crate::producer::RecordLimit,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -179,6 +183,8 @@ pub async fn run_once(
         span: tracing::Span::current(),
         write_to_ack: crate::metrics::global().write_to_ack(&ctx.config.name),
         transactions,
+        record_limit: ctx.record_limit.clone(),
+        too_large: too_large::Policy::of(&ctx.config.options),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -248,6 +254,9 @@ struct SourceThread {
     /// With exactly-once delivery, the source's transactions; commits then
     /// happen here, not in the commit task.
     transactions: Option<Transactions>,
+    /// The largest record the topic takes, and what an oversized one gets.
+    record_limit: crate::producer::RecordLimit,
+    too_large: too_large::Policy,
 }
 
 impl SourceThread {
@@ -311,7 +320,9 @@ impl SourceThread {
         let result = self.produce_loop(instance, serializer, notices, &mut transactions);
         if let Some(t) = transactions.as_mut() {
             match &result {
-                Ok(_) => match t.commit() {
+                // Nothing of the batch with the oversized record is in the
+                // transaction: what came before it is delivered once.
+                Ok(_) | Err(SourceError::TooLarge { .. }) => match t.commit() {
                     Ok(moved) => tell_committed(instance, moved)?,
                     Err(e) => {
                         t.abort();
@@ -411,7 +422,7 @@ impl SourceThread {
                 classes: letters.classes(),
                 first,
             };
-            return self.send_records(&batch, &letters, delivered, sender);
+            return self.send_records(&batch, Some(&batch.checkpoint), &letters, delivered, sender);
         }
         let serialized = match serializer.serialize(&batch.records) {
             Ok(s) => s,
@@ -424,24 +435,105 @@ impl SourceThread {
                 return Err(e.into());
             }
         };
+        let over = too_large::oversized(&serialized, &self.record_limit);
+        if !over.is_empty() {
+            return self.send_oversized(&batch, &serialized, &over, senders);
+        }
         let bytes = serialized.values.len() as u64;
         let delivered = Delivered::Records { rows, bytes };
-        self.send_records(&batch, &serialized, delivered, &mut senders.records)
+        self.send_records(
+            &batch,
+            Some(&batch.checkpoint),
+            &serialized,
+            delivered,
+            &mut senders.records,
+        )
+    }
+
+    /// Sends a batch with records larger than Kafka accepts (`over`), by
+    /// the source's `on_error`: their dead letters first, as a part of the
+    /// batch, then the other records with the checkpoint; or the others
+    /// alone; or nothing, failing the source.
+    fn send_oversized(
+        &self,
+        batch: &Polled,
+        serialized: &Serialized,
+        over: &[usize],
+        senders: &mut Senders,
+    ) -> Result<bool, SourceError> {
+        let limit = &self.record_limit;
+        let reason = too_large::reason(serialized, over[0], over[0], limit);
+        match self.too_large {
+            too_large::Policy::Fail => {
+                telemetry::emit(RecordsFailed {
+                    source: &self.config.name,
+                    class: crate::metrics::error_class::TOO_LARGE,
+                    count: over.len() as u64,
+                });
+                return Err(SourceError::TooLarge {
+                    topic: self.config.topic.clone(),
+                    reason,
+                });
+            }
+            too_large::Policy::Skip => {
+                telemetry::emit(RecordsFailed {
+                    source: &self.config.name,
+                    class: crate::metrics::error_class::TOO_LARGE,
+                    count: over.len() as u64,
+                });
+                tracing::warn!(
+                    topic = %self.config.topic,
+                    skipped = over.len(),
+                    "Skipped record(s) larger than Kafka accepts (on_error = \"skip\"): {reason}."
+                );
+            }
+            too_large::Policy::DeadLetter => {
+                let letters = too_large::dead_letters(serialized, over, limit)?;
+                let letters = DeadLetterRecords::from_batch(&letters, &self.config.name)?;
+                let sender = senders.dead_letters(&self.producer, &self.config)?;
+                let delivered = Delivered::DeadLetters {
+                    classes: letters.classes(),
+                    first: Some(FirstDeadLetter {
+                        class: too_large::CLASS.to_owned(),
+                        file: String::new(),
+                        line: 0,
+                        message: letters.message(0).to_owned(),
+                    }),
+                };
+                if !self.send_records(batch, None, &letters, delivered, sender)? {
+                    return Ok(false);
+                }
+            }
+        }
+        let rest = too_large::without(serialized, over);
+        let delivered = Delivered::Records {
+            rows: rest.len(),
+            bytes: rest.values.len() as u64,
+        };
+        self.send_records(
+            batch,
+            Some(&batch.checkpoint),
+            &rest,
+            delivered,
+            &mut senders.records,
+        )
     }
 
     /// Registers a batch with the ack tracker and hands its records to
     /// `sender`. Returns `false` when stopped while the producer queue was
     /// full; the batch is then abandoned: it never completes, so its
     /// checkpoint is never committed and its rows are read again after
-    /// restart.
+    /// restart. Without a `checkpoint` the records are a part sent ahead of
+    /// their batch.
     fn send_records(
         &self,
         batch: &Polled,
+        checkpoint: Option<&[u8]>,
         records: &impl Records,
         delivered: Delivered,
         sender: &mut TopicSender,
     ) -> Result<bool, SourceError> {
-        let batch_handle = self.register(batch, delivered);
+        let batch_handle = self.register(&batch.partition, checkpoint, records.len(), delivered);
         let sent = sender.send(records, batch_handle.opaque(), || {
             if self.stop.is_cancelled() {
                 return false;
@@ -482,15 +574,22 @@ impl SourceThread {
         }
     }
 
-    /// Registers a polled batch with the ack tracker and counts its rows in
-    /// flight.
-    fn register(&self, batch: &Polled, delivered: Delivered) -> BatchHandle {
-        let rows = batch.records.num_rows();
+    /// Registers `rows` records of a polled batch's partition with the ack
+    /// tracker and counts them in flight.
+    fn register(
+        &self,
+        partition: &[u8],
+        checkpoint: Option<&[u8]>,
+        rows: usize,
+        delivered: Delivered,
+    ) -> BatchHandle {
         let id = {
             let mut acks = lock(&self.shared.acks);
             acks.outstanding += 1;
-            acks.tracker
-                .register(&batch.partition, batch.checkpoint.clone())
+            match checkpoint {
+                Some(c) => acks.tracker.register(partition, c.to_vec()),
+                None => acks.tracker.register_part(partition),
+            }
         };
         self.status
             .in_flight

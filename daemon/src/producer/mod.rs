@@ -199,6 +199,33 @@ fn annotate(reason: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The largest record the source's topic takes, and which setting says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLimit {
+    /// Bytes of key, value and headers plus librdkafka's per-record
+    /// overhead.
+    pub bytes: usize,
+    /// The setting behind it, for error messages.
+    pub setting: String,
+}
+
+impl RecordLimit {
+    /// No limit checked here: until a run has read the topic's, librdkafka
+    /// alone enforces one.
+    pub fn unchecked() -> RecordLimit {
+        RecordLimit {
+            bytes: usize::MAX,
+            setting: "not read yet".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes ({})", self.bytes, self.setting)
+    }
+}
+
 /// Routes librdkafka's own log lines and errors into `tracing`, and
 /// delivery reports to their batches.
 #[derive(Debug, Default, Clone)]
@@ -636,6 +663,56 @@ impl Kafka {
         self.create_topic(topic, 1, &[("cleanup.policy", "compact")])
             .await?;
         Ok(false)
+    }
+
+    /// The largest record `topic` takes: the producer's `message.max.bytes`
+    /// (librdkafka refuses larger ones at once), or the topic's
+    /// `max.message.bytes` less the record-batch header when that is lower
+    /// (the broker refuses larger ones). A topic whose settings cannot be
+    /// read (the in-process broker, no describe permission) is held to the
+    /// producer's limit alone.
+    pub async fn record_limit(&self, topic: &str) -> RecordLimit {
+        /// Bytes of a record batch's header, around its records.
+        const BATCH_HEADER: usize = 61;
+        let client = self
+            .producer_config
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000usize);
+        let by_client = RecordLimit {
+            bytes: client,
+            setting: format!("message.max.bytes = {client} of the producer"),
+        };
+        if self.embedded.is_some() {
+            return by_client;
+        }
+        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let Ok(admin) = self
+            .admin_config
+            .create::<AdminClient<DefaultClientContext>>()
+        else {
+            return by_client;
+        };
+        let described = admin
+            .describe_configs([&rdkafka::admin::ResourceSpecifier::Topic(topic)], &opts)
+            .await;
+        let by_topic = described
+            .ok()
+            .and_then(|results| results.into_iter().next())
+            .and_then(Result::ok)
+            .and_then(|resource| {
+                resource
+                    .get("max.message.bytes")
+                    .and_then(|e| e.value.as_deref())
+                    .and_then(|v| v.parse::<usize>().ok())
+            });
+        match by_topic {
+            Some(max) if max.saturating_sub(BATCH_HEADER) < client => RecordLimit {
+                bytes: max.saturating_sub(BATCH_HEADER),
+                setting: format!("max.message.bytes = {max} of topic `{topic}`"),
+            },
+            _ => by_client,
+        }
     }
 
     /// A transactional producer for one exactly-once source, with

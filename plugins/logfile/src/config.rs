@@ -228,10 +228,11 @@ pub fn options() -> Vec<OptionSpec> {
             "copy_wait_ms",
             OptionKind::Integer,
             Some("2000"),
-            "A new file starting with the same bytes as a tracked one but still shorter than \
-             the tracked file's read position may be a copy in progress (copytruncate): \
-             it waits up to this long. A copy is read from where the original's reading \
-             stopped, so copytruncate neither repeats nor loses what was read.",
+            "A copy of a file still being read (copytruncate) waits unread until the \
+             original is truncated or gone, at most this long after it last grew; a new \
+             file starting like a tracked one but too short to tell waits this long too. \
+             A copy is read from where the original's reading stopped, so copytruncate \
+             neither repeats nor loses what was read.",
         ),
         OptionSpec::new(
             "max_batch_lines",

@@ -36,6 +36,9 @@ const CHUNK: usize = 64 * 1024;
 /// How many truncated or vanished files are remembered for recognising
 /// their copies.
 const RETIRED_KEPT: usize = 64;
+/// How many read positions of a file are kept for recognising a copy
+/// that ends before where the file was read to.
+const MARKS_KEPT: usize = 256;
 /// Longest wait between looks at open files: deleted files being drained
 /// raise no directory events.
 const MAX_WAIT: Duration = Duration::from_millis(250);
@@ -63,6 +66,10 @@ struct Tracked {
     joiner: Joiner,
     /// The checkpoint of the last batch handed out.
     emitted: Position,
+    /// The last checkpoints handed out (line starts with the CRC of the
+    /// bytes before them), oldest first: a copy made while the file was
+    /// read is recognised at the last of them it reaches.
+    marks: VecDeque<Position>,
     /// Size at the last look.
     size: u64,
     /// When the file last grew (or was first seen).
@@ -82,6 +89,31 @@ impl Tracked {
             .pending_start()
             .unwrap_or_else(|| self.splitter.line_start())
     }
+
+    /// Records the checkpoint of a batch handed out.
+    fn set_emitted(&mut self, at: Position) {
+        self.emitted = at;
+        if self.marks.back().is_none_or(|m| m.offset < at.offset) {
+            if self.marks.len() >= MARKS_KEPT {
+                self.marks.pop_front();
+            }
+            self.marks.push_back(at);
+        }
+    }
+
+    /// What is kept of it once it is gone, read to `at`.
+    fn into_known(self, at: Position) -> Known {
+        let mut marks = self.marks;
+        if marks.back().is_none_or(|m| m.offset < at.offset) {
+            marks.push_back(at);
+        }
+        Known {
+            id: self.id,
+            at,
+            marks,
+            path: self.path_text,
+        }
+    }
 }
 
 /// A file that is gone (truncated, released) or a checkpoint no file
@@ -90,7 +122,23 @@ impl Tracked {
 struct Known {
     id: FileId,
     at: Position,
+    /// Earlier read positions, `at` last.
+    marks: VecDeque<Position>,
     path: String,
+}
+
+/// A new file held back because it may be a copy of a tracked one.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    /// When it was first held back.
+    since: Instant,
+    /// Its size at the last look, and when that size was first seen.
+    size: u64,
+    grown: Instant,
+    /// The live file it holds the same bytes as (copytruncate between the
+    /// copy and the truncation): it waits until that file is truncated or
+    /// gone, then is read from where the original's reading stopped.
+    original: Option<FileId>,
 }
 
 /// Counters logged with rate limiting.
@@ -118,7 +166,7 @@ pub struct Tailer {
     started: bool,
     retired: VecDeque<Known>,
     /// New files waiting to be told apart from a copy in progress.
-    deferred: HashMap<(u64, u64), Instant>,
+    deferred: HashMap<(u64, u64), Deferred>,
     out: VecDeque<Batch>,
     /// An `on_error = "fail"` error, raised once the rows before it are out.
     failure: Option<Error>,
@@ -358,16 +406,24 @@ impl Tailer {
                     at.offset
                 ));
                 self.tombstone(&id);
-                self.remember(Known { id, at, path });
+                self.remember(Known {
+                    id,
+                    at,
+                    marks: VecDeque::from([at]),
+                    path,
+                });
             }
         }
         self.deferred
-            .retain(|_, since| now.duration_since(*since) < Duration::from_secs(3600));
+            .retain(|_, d| now.duration_since(d.since) < Duration::from_secs(3600));
     }
 
     /// Starts following a file not tracked yet.
     fn track(&mut self, path: PathBuf, meta: &std::fs::Metadata, now: Instant) {
         let key = (meta.dev(), meta.ino());
+        if self.follows_live_original(key, meta.len(), now) {
+            return;
+        }
         let restored = self.restored.remove(&key);
         if meta.len() == 0 && restored.is_none() {
             // Nothing to identify or read yet: its first write triggers a
@@ -438,6 +494,13 @@ impl Tailer {
                 self.add(id, path, path_text, file, at, size, now);
                 return;
             }
+            Copy::Follow(original) => {
+                self.log.info(&format!(
+                    "{path_text} is a copy of {original}, which is still read: it waits until \
+                     the original is truncated or gone."
+                ));
+                return;
+            }
             Copy::Wait => return,
             Copy::No => {}
         }
@@ -450,42 +513,123 @@ impl Tailer {
         self.add(id, path, path_text, file, start, size, now);
     }
 
+    /// Whether a held-back copy of a live file keeps waiting: its original
+    /// is still tracked and the copy grew within `copy_wait_ms`. Cheap: no
+    /// byte of the copy is read while it waits.
+    fn follows_live_original(&mut self, key: (u64, u64), size: u64, now: Instant) -> bool {
+        let copy_wait = Duration::from_millis(self.config.copy_wait_ms);
+        let Some(d) = self.deferred.get_mut(&key) else {
+            return false;
+        };
+        if d.size != size {
+            d.size = size;
+            d.grown = now;
+        }
+        let Some(original) = d.original else {
+            return false;
+        };
+        let waiting = now.duration_since(d.grown) < copy_wait;
+        let grown = d.grown;
+        if waiting && self.files.iter().any(|t| t.id == original) {
+            self.next_scan = self.next_scan.min(grown + copy_wait);
+            return true;
+        }
+        false
+    }
+
     /// Whether a new file holds the same bytes as a known file up to where
     /// that file was read, i.e. is its copy (copytruncate, or a copy made
     /// while the daemon was stopped).
+    ///
+    /// A copy of a file still being read is held back until the original
+    /// is truncated or gone ([`Copy::Follow`]): only then is it known how
+    /// far the original was read, and the copy is read from there. A copy
+    /// that ends before that point (the original was read past the end of
+    /// the copy) holds nothing unread.
     fn copy_of(&mut self, file: &File, key: (u64, u64), size: u64, now: Instant) -> Copy {
-        let live = self
-            .files
-            .iter()
-            .map(|t| (t.id, t.safe_position(), t.path_text.clone(), true));
+        let copy_wait = Duration::from_millis(self.config.copy_wait_ms);
+        let followed_long = self
+            .deferred
+            .get(&key)
+            .is_some_and(|d| d.original.is_some() && now.duration_since(d.grown) >= copy_wait);
+        let live = self.files.iter().map(|t| {
+            let at = t.safe_position();
+            let mut marks = t.marks.clone();
+            if marks.back().is_none_or(|m| m.offset < at.offset) {
+                marks.push_back(at);
+            }
+            (t.id, at, marks, t.path_text.clone(), true)
+        });
         let gone = self
             .retired
             .iter()
-            .map(|k| (k.id, k.at, k.path.clone(), false));
+            .map(|k| (k.id, k.at, k.marks.clone(), k.path.clone(), false));
         let candidates: Vec<_> = live
             .chain(gone)
-            .filter(|(id, at, _, _)| (id.dev, id.ino) != key && at.offset > 0)
+            .filter(|(id, at, ..)| (id.dev, id.ino) != key && at.offset > 0)
             .collect();
         let mut wait = false;
-        for (id, at, path, is_live) in candidates {
+        for (id, at, marks, path, is_live) in candidates {
             if !id.content_matches(file).unwrap_or(false) {
                 continue;
             }
-            if size < at.offset {
-                let since = *self.deferred.entry(key).or_insert(now);
-                if is_live
-                    && now.duration_since(since) < Duration::from_millis(self.config.copy_wait_ms)
-                {
-                    wait = true;
+            // The last read position the new file reaches, if its bytes
+            // up to there are the original's.
+            let mark = marks
+                .iter()
+                .rev()
+                .find(|m| m.offset <= size)
+                .copied()
+                .filter(|m| prefix_crc(file, m.offset).ok().flatten() == Some(m.crc));
+            if is_live {
+                if mark.is_some() && !followed_long {
+                    let d = self.deferred.entry(key).or_insert(Deferred {
+                        since: now,
+                        size,
+                        grown: now,
+                        original: None,
+                    });
+                    d.original = Some(id);
+                    return Copy::Follow(path);
+                }
+                if size < at.offset {
+                    let d = self.deferred.entry(key).or_insert(Deferred {
+                        since: now,
+                        size,
+                        grown: now,
+                        original: None,
+                    });
+                    if now.duration_since(d.since) < copy_wait {
+                        wait = true;
+                    }
+                    continue;
+                }
+                if mark == Some(at) {
+                    return Copy::Of(at, path);
                 }
                 continue;
             }
-            if prefix_crc(file, at.offset).ok().flatten() == Some(at.crc) {
-                let at = Position {
-                    skip_to_newline: at.skip_to_newline,
-                    ..at
-                };
-                return Copy::Of(at, path);
+            match mark {
+                Some(m) if m == at => {
+                    let at = Position {
+                        skip_to_newline: at.skip_to_newline,
+                        ..at
+                    };
+                    return Copy::Of(at, path);
+                }
+                // The original was read beyond the end of its copy:
+                // nothing in the copy is unread.
+                Some(_) if at.offset > size => {
+                    if let Ok(Some(crc)) = prefix_crc(file, size) {
+                        let end = Position {
+                            offset: size,
+                            crc,
+                            skip_to_newline: false,
+                        };
+                        return Copy::Of(end, path);
+                    }
+                }
+                _ => {}
             }
         }
         if wait { Copy::Wait } else { Copy::No }
@@ -516,6 +660,7 @@ impl Tailer {
                 c.max_line_bytes,
             ),
             emitted: at,
+            marks: VecDeque::from([at]),
             size,
             last_growth: now,
             gone_since: None,
@@ -666,26 +811,15 @@ impl Tailer {
         if let Err(e) = self.emit(i, events, at, None) {
             self.failure = Some(e);
         }
-        let t = self.files.remove(i);
+        let mut t = self.files.remove(i);
         self.tombstone(&t.id);
-        self.remember(Known {
-            id: t.id,
-            at,
-            path: t.path_text.clone(),
-        });
-        if let Some(file) = t.file
+        let (file, path, path_text) = (t.file.take(), t.path.clone(), t.path_text.clone());
+        self.remember(t.into_known(at));
+        if let Some(file) = file
             && let Ok(Some(id)) = FileId::of(&file, self.config.fingerprint_bytes)
         {
             let size = file.metadata().map_or(0, |m| m.len());
-            self.add(
-                id,
-                t.path,
-                t.path_text,
-                file,
-                Position::default(),
-                size,
-                now,
-            );
+            self.add(id, path, path_text, file, Position::default(), size, now);
         }
         // An empty file is picked up by the next scan once it has data.
         self.scan_now = true;
@@ -739,11 +873,11 @@ impl Tailer {
             }
             let t = self.files.remove(i);
             self.tombstone(&t.id);
-            self.remember(Known {
-                id: t.id,
-                at,
-                path: t.path_text,
-            });
+            self.remember(t.into_known(at));
+            // A copy held back for this file is read now.
+            if !self.deferred.is_empty() {
+                self.scan_now = true;
+            }
         }
     }
 
@@ -782,7 +916,7 @@ impl Tailer {
                     checkpoint: encode_checkpoint(at, &t.path_text),
                     lag,
                 };
-                self.files[i].emitted = at;
+                self.files[i].set_emitted(at);
                 self.out.push_back(batch);
             }
             return Ok(());
@@ -869,7 +1003,7 @@ impl Tailer {
             let empty = RecordBatch::new_empty(crate::parse::standard_schema());
             batches.push(batch(Run::Rows(empty), last_end, lag)?);
         }
-        self.files[i].emitted = last_end;
+        self.files[i].set_emitted(last_end);
         self.out.extend(batches);
         if skipped > 0 {
             self.counters.parse_errors += skipped;
@@ -925,6 +1059,9 @@ impl Tailer {
 enum Copy {
     /// A copy: start at this position; the original's path.
     Of(Position, String),
+    /// A copy of a file still being read, held back until the original is
+    /// truncated or gone; the original's path.
+    Follow(String),
     /// Maybe a copy still being written: look again later.
     Wait,
     /// Not a copy.
@@ -1043,6 +1180,15 @@ mod tests {
         }
     }
 
+    /// Empties `path` in place, as copytruncate does.
+    fn truncate(path: &Path) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+    }
+
     fn numbered(range: std::ops::Range<u32>) -> String {
         range.map(|n| format!("line {n}\n")).collect()
     }
@@ -1116,11 +1262,7 @@ mod tests {
         let mut t = tailer(json!({"include": [d.glob("*.log")]}), &seen);
         drain(&mut t, &mut seen, QUIET);
         // Truncate and write past the old offset before the tailer looks.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .unwrap();
+        truncate(&log);
         append(&log, &numbered(100..120));
         drain(&mut t, &mut seen, QUIET);
         let mut want = expect(0..10);
@@ -1128,28 +1270,67 @@ mod tests {
         assert_eq!(seen.lines, want);
     }
 
-    #[test]
-    fn a_copy_is_read_from_where_the_original_stopped() {
-        let d = Dir::new("copy");
+    /// `app.log` with lines 0..10, followed by `app.log*` and read.
+    fn reading_app_log(label: &str) -> (Dir, PathBuf, Tailer, Seen) {
+        let d = Dir::new(label);
         let log = d.path("app.log");
         append(&log, &numbered(0..10));
         let mut seen = Seen::default();
         let mut t = tailer(json!({"include": [d.glob("app.log*")]}), &seen);
         drain(&mut t, &mut seen, QUIET);
+        (d, log, t, seen)
+    }
+
+    #[test]
+    fn a_copy_is_read_from_where_the_original_stopped() {
+        let (d, log, mut t, mut seen) = reading_app_log("copy");
         // copytruncate: lines 10..15 reach the file, it is copied, then
         // truncated, then the writer goes on.
         append(&log, &numbered(10..15));
         std::fs::copy(&log, d.path("app.log.1")).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .unwrap();
+        truncate(&log);
         append(&log, &numbered(15..20));
         drain(&mut t, &mut seen, QUIET);
+        assert_eq!(sorted(&seen), expect(0..20));
+    }
+
+    /// copytruncate with writes going on: lines 10..15 are copied (to
+    /// `copy_name`) before the reader saw them, 15..18 reach the original
+    /// after the copy and are read from it before the truncation, 18..20
+    /// come after it. Returns the directory, the tailer and what it read.
+    fn copy_while_writing(label: &str, copy_name: &str) -> (Dir, Tailer, Seen) {
+        let (d, log, mut t, mut seen) = reading_app_log(label);
+        append(&log, &numbered(10..15));
+        std::fs::copy(&log, d.path(copy_name)).unwrap();
+        append(&log, &numbered(15..18));
+        drain(&mut t, &mut seen, QUIET);
+        truncate(&log);
+        append(&log, &numbered(18..20));
+        drain(&mut t, &mut seen, QUIET);
+        (d, t, seen)
+    }
+
+    fn sorted(seen: &Seen) -> Vec<String> {
         let mut lines = seen.lines.clone();
         lines.sort_by_key(|l| l[5..].parse::<u32>().unwrap());
-        assert_eq!(lines, expect(0..20));
+        lines
+    }
+
+    #[test]
+    fn a_copy_made_while_the_original_is_read_repeats_nothing_the_original_gave() {
+        let (_d, _t, seen) = copy_while_writing("copy-live", "app.log.1");
+        assert_eq!(sorted(&seen), expect(0..20));
+    }
+
+    #[test]
+    fn a_copy_found_after_the_original_was_read_past_its_end_is_not_read_again() {
+        // The copy appears under a matching name only after the original
+        // was read to line 18 and truncated.
+        let (d, mut t, mut seen) = copy_while_writing("copy-short", "copy.tmp");
+        std::fs::rename(d.path("copy.tmp"), d.path("app.log.1")).unwrap();
+        append(&d.path("app.log"), &numbered(20..22));
+        drain(&mut t, &mut seen, QUIET);
+        assert_eq!(sorted(&seen), expect(0..22));
     }
 
     #[test]

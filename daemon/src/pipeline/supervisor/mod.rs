@@ -184,6 +184,7 @@ impl Supervisor {
             commit_interval: self.commit_interval,
             drain_timeout: self.drain_timeout,
             transactional_id: None,
+            record_limit: crate::producer::RecordLimit::unchecked(),
         };
         let task = self.tasks.spawn(
             supervise(ctx, self.kafka.clone(), self.shutdown.clone(), watch).instrument(span),
