@@ -4,6 +4,7 @@
 //! The binary is a thin wrapper around [`run`]; tests start and stop the
 //! real daemon in-process the same way.
 
+pub mod base64;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -11,6 +12,7 @@ pub mod offsets;
 pub mod pipeline;
 pub mod plugin;
 pub mod producer;
+pub mod registry;
 pub mod reload;
 pub mod serialize;
 pub mod signals;

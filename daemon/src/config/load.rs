@@ -21,7 +21,15 @@ use super::{
 };
 
 /// Top-level keys of the main file.
-const MAIN_KEYS: &[&str] = &["conf_dir", "kafka", "offsets", "http", "plugins", "source"];
+const MAIN_KEYS: &[&str] = &[
+    "conf_dir",
+    "kafka",
+    "offsets",
+    "http",
+    "plugins",
+    "schema_registry",
+    "source",
+];
 
 pub(super) fn load(
     main_file: &Path,
@@ -173,6 +181,7 @@ struct Loader<'a> {
     offsets: OffsetsConfig,
     http: HttpConfig,
     plugins: PluginsConfig,
+    schema_registry: Option<super::SchemaRegistryConfig>,
     sources: Vec<SourceConfig>,
     /// Where each source name was first defined, to point duplicates at it.
     names: BTreeMap<String, Location>,
@@ -192,6 +201,7 @@ impl<'a> Loader<'a> {
             offsets: OffsetsConfig::default(),
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
+            schema_registry: None,
             sources: Vec::new(),
             names: BTreeMap::new(),
             conf_dir_setting: None,
@@ -218,6 +228,22 @@ impl<'a> Loader<'a> {
                 }
             }
         }
+        // Avro schemas are registered before the first record is sent.
+        if self.schema_registry.is_none() {
+            for source in &self.sources {
+                if matches!(source.format, super::Format::Avro(_)) {
+                    self.errors.push(ConfigError::new(
+                        Some(source.location.clone()),
+                        Some(super::source_key(
+                            &super::source_label(&source.name),
+                            "format",
+                        )),
+                        "`avro` needs a `[schema_registry]` section with its `url` in the main \
+                         file: each schema is registered before the first record that uses it",
+                    ));
+                }
+            }
+        }
         let config = Config {
             main_file: self.main_file.to_path_buf(),
             conf_dir,
@@ -226,6 +252,7 @@ impl<'a> Loader<'a> {
             offsets: self.offsets,
             http: self.http,
             plugins: self.plugins,
+            schema_registry: self.schema_registry,
             sources: self.sources,
         };
         (config, self.errors)
@@ -272,6 +299,7 @@ impl<'a> Loader<'a> {
             offsets: &mut self.offsets,
             http: &mut self.http,
             plugins: &mut self.plugins,
+            schema_registry: &mut self.schema_registry,
             base_dir: self.base_dir,
         };
         let mut sources = Sources {
@@ -287,6 +315,7 @@ impl<'a> Loader<'a> {
                 (FileRole::Main, "offsets") => sections.offsets(&mut ctx, item),
                 (FileRole::Main, "http") => sections.http(&mut ctx, item),
                 (FileRole::Main, "plugins") => sections.plugins(&mut ctx, item),
+                (FileRole::Main, "schema_registry") => sections.schema_registry(&mut ctx, item),
                 (FileRole::Main, _) => ctx.unknown_key(key_span, key, MAIN_KEYS),
                 (FileRole::DropIn, _) if MAIN_KEYS.contains(&key) => ctx.error(
                     key_span,
@@ -546,7 +575,7 @@ mod tests {
             [
                 "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
                 "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
-                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: conf_dir, kafka, offsets, http, plugins, source",
+                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: conf_dir, kafka, offsets, http, plugins, schema_registry, source",
             ]
         );
     }

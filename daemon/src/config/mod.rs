@@ -80,6 +80,8 @@ pub struct Config {
     pub offsets: OffsetsConfig,
     pub http: HttpConfig,
     pub plugins: PluginsConfig,
+    /// `[schema_registry]`, if the main file has one.
+    pub schema_registry: Option<SchemaRegistryConfig>,
     /// Sources in file order: main file first, then drop-ins lexically.
     /// Names are unique.
     pub sources: Vec<SourceConfig>,
@@ -283,6 +285,72 @@ pub enum Format {
         /// The column whose bytes become the value.
         value_column: String,
     },
+    /// Avro binary in the Confluent wire format (magic byte 0, the 4-byte
+    /// schema id, the datum), the schema derived from the rows' Arrow
+    /// schema and registered in `[schema_registry]`.
+    Avro(AvroFormat),
+    /// Kafka Connect's `JsonConverter` envelope with schemas enabled:
+    /// `{"schema": …, "payload": …}`, so Connect sink connectors read the
+    /// records as if a Connect source wrote them.
+    ConnectJson,
+}
+
+/// The settings of `format = "avro"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvroFormat {
+    /// Key `avro_record_name`: the name of the value's Avro record
+    /// (default: the source's name, made a valid Avro name).
+    pub record_name: String,
+    /// Key `avro_namespace`: its namespace, if any.
+    pub namespace: Option<String>,
+    /// Key `subject_name_strategy`: the registry subject schemas are
+    /// registered under.
+    pub subject: SubjectStrategy,
+    /// Key `key_format`: `"string"` (default) keys are the key column's
+    /// text; `"avro"` keys are Avro too, registered under `<topic>-key`.
+    pub key_avro: bool,
+}
+
+/// Which subject a schema is registered under, as Confluent's serializers
+/// name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectStrategy {
+    /// `<topic>-value` (TopicNameStrategy, the default).
+    #[default]
+    Topic,
+    /// `<namespace>.<record name>` (RecordNameStrategy).
+    Record,
+    /// `<topic>-<namespace>.<record name>` (TopicRecordNameStrategy).
+    TopicRecord,
+}
+
+/// `[schema_registry]`: where Avro schemas are registered.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, `http://` or `https://`.
+    pub url: String,
+    /// Basic authentication, usually through `${file:…}` or `${env:…}`.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+    /// A bearer token instead of basic authentication.
+    pub bearer_token: Option<String>,
+    /// A PEM file of the CA that signed the registry's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// How long one request may take.
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for SchemaRegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaRegistryConfig")
+            .field("url", &self.url)
+            .field("username", &self.username.as_ref().map(|_| "…"))
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "…"))
+            .field("ca_file", &self.ca_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One `[[source]]` table.

@@ -1,5 +1,6 @@
 //! The main file's sections: `[kafka]` (with `[kafka.options]`), `[offsets]`,
-//! `[http]` and `[plugins]`, each filled in over its defaults.
+//! `[http]`, `[plugins]` and `[schema_registry]`, each filled in over its
+//! defaults.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,7 +9,9 @@ use std::path::Path;
 use toml_edit::{Item, TableLike, Value};
 
 use super::span::{FileCtx, describe, describe_value, entries};
-use super::{HttpConfig, KafkaConfig, OffsetStoreKind, OffsetsConfig, PluginsConfig};
+use super::{
+    HttpConfig, KafkaConfig, OffsetStoreKind, OffsetsConfig, PluginsConfig, SchemaRegistryConfig,
+};
 
 const KAFKA_KEYS: &[&str] = &[
     "bootstrap_servers",
@@ -22,6 +25,14 @@ const KAFKA_KEYS: &[&str] = &[
 const OFFSETS_KEYS: &[&str] = &["store", "topic", "dir", "commit_interval_ms"];
 const HTTP_KEYS: &[&str] = &["listen", "token"];
 const PLUGINS_KEYS: &[&str] = &["dirs"];
+const SCHEMA_REGISTRY_KEYS: &[&str] = &[
+    "url",
+    "username",
+    "password",
+    "bearer_token",
+    "ca_file",
+    "timeout_ms",
+];
 
 /// librdkafka options a config may not pass through, and why.
 const DENIED_KAFKA_OPTIONS: &[(&str, &str)] = &[
@@ -73,6 +84,7 @@ pub(super) struct Sections<'a> {
     pub(super) offsets: &'a mut OffsetsConfig,
     pub(super) http: &'a mut HttpConfig,
     pub(super) plugins: &'a mut PluginsConfig,
+    pub(super) schema_registry: &'a mut Option<SchemaRegistryConfig>,
     pub(super) base_dir: &'a Path,
 }
 
@@ -163,6 +175,67 @@ impl Sections<'_> {
                 _ => ctx.unknown_key(key_span, &key, OFFSETS_KEYS),
             }
         }
+    }
+
+    pub(super) fn schema_registry(&mut self, ctx: &mut FileCtx<'_>, item: &Item) {
+        let Some(table) = ctx.table(item, "schema_registry") else {
+            return;
+        };
+        let mut registry = SchemaRegistryConfig {
+            url: String::new(),
+            username: None,
+            password: None,
+            bearer_token: None,
+            ca_file: None,
+            timeout_ms: 10_000,
+        };
+        for (name, key_span, item) in entries(table) {
+            let key = format!("schema_registry.{name}");
+            match name {
+                "url" => {
+                    if let Some(url) = ctx.non_empty_string(item, &key) {
+                        if url.starts_with("http://") || url.starts_with("https://") {
+                            registry.url = url.trim_end_matches('/').to_owned();
+                        } else {
+                            ctx.error(
+                                item.span(),
+                                &key,
+                                "expected an http:// or https:// URL such as                                  \"http://127.0.0.1:8081\"",
+                            );
+                        }
+                    }
+                }
+                "username" => registry.username = ctx.non_empty_string(item, &key),
+                "password" => registry.password = ctx.string(item, &key),
+                "bearer_token" => registry.bearer_token = ctx.non_empty_string(item, &key),
+                "ca_file" => {
+                    registry.ca_file = ctx
+                        .non_empty_string(item, &key)
+                        .map(|f| self.base_dir.join(f));
+                }
+                "timeout_ms" => {
+                    if let Some(value) = ctx.integer(item, &key, 1, 600_000) {
+                        registry.timeout_ms = value;
+                    }
+                }
+                _ => ctx.unknown_key(key_span, &key, SCHEMA_REGISTRY_KEYS),
+            }
+        }
+        if registry.url.is_empty() && !table.contains_key("url") {
+            ctx.error(
+                item.span(),
+                "schema_registry.url",
+                "required key is missing",
+            );
+        }
+        if registry.bearer_token.is_some() && registry.username.is_some() {
+            ctx.error(
+                item.span(),
+                "schema_registry.bearer_token",
+                "use either `username`/`password` or `bearer_token`, not both",
+            );
+        }
+        *self.schema_registry = Some(registry);
     }
 
     pub(super) fn http(&mut self, ctx: &mut FileCtx<'_>, item: &Item) {

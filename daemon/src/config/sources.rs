@@ -8,7 +8,10 @@ use serde_json::Value as Json;
 use toml_edit::{Item, TableLike, Value};
 
 use super::span::{FileCtx, describe, describe_value, entries};
-use super::{ConfigError, Delivery, Format, Location, SourceConfig, source_key, source_label};
+use super::{
+    AvroFormat, ConfigError, Delivery, Format, Location, SourceConfig, SubjectStrategy, source_key,
+    source_label,
+};
 
 const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";
 /// The column `format = "string"` sends when `value_column` is not set:
@@ -81,6 +84,7 @@ impl Sources<'_> {
         let mut dead_letter_topic = None;
         let mut format = Format::Json;
         let mut value_column: Option<(String, Option<Range<usize>>)> = None;
+        let mut avro = AvroKeys::default();
         let mut enabled = true;
         let mut delivery = Delivery::AtLeastOnce;
         let mut delivery_location = None;
@@ -128,7 +132,45 @@ impl Sources<'_> {
                             value_column: DEFAULT_VALUE_COLUMN.to_owned(),
                         }
                     }
-                    Some(_) => ctx.error(item.span(), &key, "expected one of: json, string"),
+                    Some("avro") => {
+                        format = Format::Avro(AvroFormat {
+                            record_name: String::new(),
+                            namespace: None,
+                            subject: SubjectStrategy::Topic,
+                            key_avro: false,
+                        });
+                    }
+                    Some("connect_json") => format = Format::ConnectJson,
+                    Some(_) => ctx.error(
+                        item.span(),
+                        &key,
+                        "expected one of: json, string, avro, connect_json",
+                    ),
+                    None => {}
+                },
+                "avro_record_name" | "avro_namespace" => {
+                    if let Some(value) = ctx.non_empty_string(item, &key) {
+                        if valid_avro_name(&value, field == "avro_namespace") {
+                            avro.set(field, value, item.span());
+                        } else {
+                            ctx.error(item.span(), &key, AVRO_NAME_RULE);
+                        }
+                    }
+                }
+                "subject_name_strategy" => match ctx.string(item, &key).as_deref() {
+                    Some(v @ ("topic" | "record" | "topic_record")) => {
+                        avro.set(field, v.to_owned(), item.span());
+                    }
+                    Some(_) => ctx.error(
+                        item.span(),
+                        &key,
+                        "expected one of: topic, record, topic_record",
+                    ),
+                    None => {}
+                },
+                "key_format" => match ctx.string(item, &key).as_deref() {
+                    Some(v @ ("string" | "avro")) => avro.set(field, v.to_owned(), item.span()),
+                    Some(_) => ctx.error(item.span(), &key, "expected one of: string, avro"),
                     None => {}
                 },
                 "value_column" => {
@@ -174,12 +216,27 @@ impl Sources<'_> {
         }
         match (&mut format, value_column) {
             (Format::String { value_column }, Some((column, _))) => *value_column = column,
-            (Format::Json, Some((_, span))) => ctx.error(
+            (Format::Json | Format::Avro(_) | Format::ConnectJson, Some((_, span))) => ctx.error(
                 span,
                 &source_key(&label, "value_column"),
                 "only used with format = \"string\"",
             ),
             (_, None) => {}
+        }
+        match &mut format {
+            Format::Avro(settings) => {
+                let name = name.as_ref().map_or("", |(n, _)| n.as_str());
+                avro.apply(settings, name);
+            }
+            _ => {
+                for (field, span) in avro.given() {
+                    ctx.error(
+                        span,
+                        &source_key(&label, field),
+                        "only used with format = \"avro\"",
+                    );
+                }
+            }
         }
         for required in ["name", "type", "topic"] {
             if !table.contains_key(required) {
@@ -350,7 +407,7 @@ mod tests {
 name = "bad name"
 type = ""
 topic = ".."
-format = "avro"
+format = "protobuf"
 
 [[source]]
 topic = "t"
@@ -368,13 +425,68 @@ key = 5
                 format!("/etc/t.toml:3:8: `source[#1].name`: {NAME_RULE}"),
                 "/etc/t.toml:4:8: `source[#1].type`: must not be empty".to_owned(),
                 format!("/etc/t.toml:5:9: `source[#1].topic`: {TOPIC_RULE}"),
-                "/etc/t.toml:6:10: `source[#1].format`: expected one of: json, string".to_owned(),
+                "/etc/t.toml:6:10: `source[#1].format`: expected one of: json, string, avro, connect_json".to_owned(),
                 "/etc/t.toml:8:1: `source[#2].name`: required key is missing".to_owned(),
                 "/etc/t.toml:8:1: `source[#2].type`: required key is missing".to_owned(),
                 "/etc/t.toml:15:7: `source[ok].key`: expected a string, found an integer"
                     .to_owned(),
             ]
         );
+    }
+
+    const REGISTRY: &str = "[schema_registry]\nurl = \"http://127.0.0.1:8081\"\n";
+
+    #[test]
+    fn avro_without_a_schema_registry_is_an_error() {
+        let errors = errors_of(parse(&format!("{SOURCE}format = \"avro\"\n")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("`source[orders].format`")
+                && errors[0].contains("[schema_registry]"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn avro_format_names_its_record_after_the_source_unless_told() {
+        let config = parse(&format!("{SOURCE}format = \"avro\"\n{REGISTRY}")).unwrap();
+        let Format::Avro(avro) = &config.sources[0].format else {
+            panic!("{:?}", config.sources[0].format);
+        };
+        assert_eq!(avro.record_name, "orders");
+        assert_eq!(avro.subject, SubjectStrategy::Topic);
+        assert!(!avro.key_avro);
+        let config = parse(&format!(
+            "{SOURCE}format = \"avro\"\navro_record_name = \"Order\"\navro_namespace = \"shop.v1\"\n\
+             subject_name_strategy = \"topic_record\"\nkey_format = \"avro\"\n{REGISTRY}"
+        ))
+        .unwrap();
+        let Format::Avro(avro) = &config.sources[0].format else {
+            panic!();
+        };
+        assert_eq!(
+            (avro.record_name.as_str(), avro.namespace.as_deref()),
+            ("Order", Some("shop.v1"))
+        );
+        assert_eq!(avro.subject, SubjectStrategy::TopicRecord);
+        assert!(avro.key_avro);
+        assert!(config.sources[0].options.is_empty());
+        assert_eq!(avro_name_of("web-logs.2"), "web_logs_2");
+        assert_eq!(avro_name_of("9x"), "_9x");
+    }
+
+    #[test]
+    fn avro_keys_without_avro_or_with_bad_names_are_errors() {
+        let errors = errors_of(parse(&format!("{SOURCE}avro_record_name = \"Order\"\n")));
+        assert_eq!(
+            errors,
+            ["/t.toml:5:20: `source[orders].avro_record_name`: only used with format = \"avro\""]
+        );
+        let errors = errors_of(parse(&format!(
+            "{SOURCE}format = \"avro\"\navro_record_name = \"9-Order\"\n{REGISTRY}"
+        )));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("expected an Avro name"), "{errors:?}");
     }
 
     #[test]
@@ -580,5 +692,79 @@ y = [1.0, -inf]
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("/t.toml:5:5: `source[orders].x`: nan and infinite"));
         assert!(errors[1].starts_with("/t.toml:6:11: `source[orders].y[1]`: nan and infinite"));
+    }
+}
+
+const AVRO_NAME_RULE: &str = "expected an Avro name: a letter or `_`, then letters, digits or \
+                              `_` (a namespace may join such names with dots)";
+
+/// Whether `name` is an Avro name (or, with `dotted`, a namespace).
+fn valid_avro_name(name: &str, dotted: bool) -> bool {
+    let part = |p: &str| {
+        let mut chars = p.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if dotted {
+        name.split('.').all(part)
+    } else {
+        part(name)
+    }
+}
+
+/// A source name made an Avro name: other characters become `_`, and a
+/// leading digit gets a `_` before it.
+fn avro_name_of(source: &str) -> String {
+    let mut name: String = source
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The Avro keys of a `[[source]]`, kept until its `format` is known.
+#[derive(Default)]
+struct AvroKeys {
+    given: Vec<(&'static str, String, Option<Range<usize>>)>,
+}
+
+impl AvroKeys {
+    fn set(&mut self, field: &str, value: String, span: Option<Range<usize>>) {
+        let field = match field {
+            "avro_record_name" => "avro_record_name",
+            "avro_namespace" => "avro_namespace",
+            "subject_name_strategy" => "subject_name_strategy",
+            _ => "key_format",
+        };
+        self.given.push((field, value, span));
+    }
+
+    fn get(&self, field: &str) -> Option<&str> {
+        self.given
+            .iter()
+            .find(|(f, ..)| *f == field)
+            .map(|(_, v, _)| v.as_str())
+    }
+
+    fn apply(&self, settings: &mut AvroFormat, source_name: &str) {
+        settings.record_name = self
+            .get("avro_record_name")
+            .map_or_else(|| avro_name_of(source_name), str::to_owned);
+        settings.namespace = self.get("avro_namespace").map(str::to_owned);
+        settings.subject = match self.get("subject_name_strategy") {
+            Some("record") => SubjectStrategy::Record,
+            Some("topic_record") => SubjectStrategy::TopicRecord,
+            _ => SubjectStrategy::Topic,
+        };
+        settings.key_avro = self.get("key_format") == Some("avro");
+    }
+
+    fn given(&self) -> impl Iterator<Item = (&'static str, Option<Range<usize>>)> + '_ {
+        self.given.iter().map(|(f, _, span)| (*f, span.clone()))
     }
 }

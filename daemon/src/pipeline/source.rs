@@ -91,6 +91,8 @@ pub struct SourceContext {
     /// The largest record the source's topic takes, read when a run
     /// prepares it.
     pub record_limit: crate::producer::RecordLimit,
+    /// `[schema_registry]`, for `format = "avro"`.
+    pub schema_registry: Option<crate::config::SchemaRegistryConfig>,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -185,6 +187,7 @@ pub async fn run_once(
         transactions,
         record_limit: ctx.record_limit.clone(),
         too_large: too_large::Policy::of(&ctx.config.options),
+        schema_registry: ctx.schema_registry.clone(),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -257,6 +260,7 @@ struct SourceThread {
     /// The largest record the topic takes, and what an oversized one gets.
     record_limit: crate::producer::RecordLimit,
     too_large: too_large::Policy,
+    schema_registry: Option<crate::config::SchemaRegistryConfig>,
 }
 
 impl SourceThread {
@@ -296,7 +300,14 @@ impl SourceThread {
                 .find(|t| t.name == self.config.source_type)
                 .and_then(|t| t.default_key.clone())
         });
-        let serializer = RecordSerializer::new(self.config.format.clone(), key);
+        let avro = match self.avro_target() {
+            Ok(target) => target,
+            Err(e) => {
+                let _ = loop_tx.send(Err(e));
+                return Ok(());
+            }
+        };
+        let serializer = RecordSerializer::new(self.config.format.clone(), key, avro);
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
         while let Ok(committed) = notices.recv() {
@@ -305,6 +316,26 @@ impl SourceThread {
             }
         }
         result
+    }
+
+    /// Where an Avro source registers its schemas: a client of
+    /// `[schema_registry]` (none for other formats).
+    fn avro_target(&self) -> Result<Option<serialize::AvroTarget>, SourceError> {
+        let (crate::config::Format::Avro(_), Some(config)) =
+            (&self.config.format, &self.schema_registry)
+        else {
+            return Ok(None);
+        };
+        let registry = crate::registry::SchemaRegistry::new(config).map_err(|source| {
+            SourceError::Serialize(serialize::SerializeError::Registry {
+                subject: String::new(),
+                source,
+            })
+        })?;
+        Ok(Some(serialize::AvroTarget {
+            registry: Arc::new(registry),
+            topic: self.config.topic.clone(),
+        }))
     }
 
     /// Polls and sends until the source finishes, a stop, or an error. With

@@ -4,6 +4,8 @@
 //! row, so sending a record borrows a slice instead of allocating per row
 //! (librdkafka copies the payload into its own queue anyway).
 
+mod avro;
+mod connect;
 mod dead_letter;
 mod json;
 
@@ -21,6 +23,7 @@ use arrow_schema::{ArrowError, FieldRef, TimeUnit};
 
 use crate::config::Format;
 
+pub use avro::AvroTarget;
 pub use dead_letter::{DeadLetterRecords, is_dead_letter};
 
 /// Errors while serialising a batch.
@@ -45,6 +48,20 @@ pub enum SerializeError {
     /// Arrow could not encode a column.
     #[error("cannot serialise a batch: {0}")]
     Arrow(#[from] ArrowError),
+    /// The schema registry did not give the batch's schema an id.
+    #[error("schema for subject `{subject}`: {source}")]
+    Registry {
+        /// The subject.
+        subject: String,
+        /// Why.
+        source: crate::registry::RegistryError,
+    },
+    /// arrow-avro could not map or encode the batch.
+    #[error("cannot encode the batch as Avro: {0}")]
+    Avro(String),
+    /// A `format = "avro"` source has no registry to register with.
+    #[error("format = \"avro\" needs a [schema_registry] section")]
+    NoRegistry,
     /// A dead-letter batch without the columns the SDK defines.
     #[error(
         "the plugin returned a dead-letter batch whose column `{column}` is missing, has nulls, or has the wrong type"
@@ -103,14 +120,28 @@ pub struct RecordSerializer {
     /// Bytes per row of the previous batch, to size the next buffer once
     /// instead of growing (and copying) it several times.
     bytes_per_row: AtomicUsize,
+    /// With `format = "avro"`, the source's encoder and registry.
+    avro: Option<avro::AvroValues>,
+    /// With `format = "connect_json"`, the envelope's schema part of the
+    /// last Arrow schema seen.
+    connect_schema: std::sync::Mutex<Option<(arrow_schema::SchemaRef, String)>>,
 }
 
 impl RecordSerializer {
-    /// A serializer for one source.
-    pub fn new(format: Format, key_column: Option<String>) -> Self {
+    /// A serializer for one source; `avro` says where `format = "avro"`
+    /// registers its schemas.
+    pub fn new(format: Format, key_column: Option<String>, avro: Option<AvroTarget>) -> Self {
+        let avro = match (&format, avro) {
+            (Format::Avro(settings), Some(target)) => {
+                Some(avro::AvroValues::new(settings.clone(), target))
+            }
+            _ => None,
+        };
         RecordSerializer {
             format,
             key_column,
+            avro,
+            connect_schema: std::sync::Mutex::new(None),
             // Explicit nulls keep every record's shape the same, which is
             // what JSON-schema consumers downstream expect.
             options: plain_options()
@@ -132,6 +163,11 @@ impl RecordSerializer {
         match &self.format {
             Format::Json => self.json_values(batch, &mut out)?,
             Format::String { value_column } => string_values(batch, value_column, &mut out)?,
+            Format::Avro(_) => match &self.avro {
+                Some(avro) => avro.encode(batch, &mut out)?,
+                None => return Err(SerializeError::NoRegistry),
+            },
+            Format::ConnectJson => self.connect_values(batch, &mut out)?,
         }
         if let Some(per_row) = out.values.len().checked_div(rows) {
             self.bytes_per_row.store(per_row, Ordering::Relaxed);
@@ -145,6 +181,38 @@ impl RecordSerializer {
         for row in 0..batch.num_rows() {
             let start = out.values.len();
             encoder.encode(row, &mut out.values);
+            out.value_ranges.push(start..out.values.len());
+        }
+        Ok(())
+    }
+
+    /// Connect's envelope around each row: the schema part is made once
+    /// per Arrow schema, the payload by the JSON encoder on the row in
+    /// Connect's shapes.
+    fn connect_values(&self, batch: &RecordBatch, out: &mut Serialized) -> Result<(), ArrowError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut cached = self
+            .connect_schema
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached
+            .as_ref()
+            .is_none_or(|(s, _)| s.fields() != batch.schema_ref().fields())
+        {
+            let schema = connect::connect_schema(batch.schema_ref())?;
+            let head = format!("{{\"schema\":{schema},\"payload\":");
+            *cached = Some((batch.schema(), head));
+        }
+        let head = cached.as_ref().map_or("", |(_, h)| h.as_str());
+        let converted = connect::to_connect(batch)?;
+        let mut encoder = json::RowEncoder::try_new(&converted, &self.options)?;
+        for row in 0..converted.num_rows() {
+            let start = out.values.len();
+            out.values.extend_from_slice(head.as_bytes());
+            encoder.encode(row, &mut out.values);
+            out.values.push(b'}');
             out.value_ranges.push(start..out.values.len());
         }
         Ok(())
@@ -385,7 +453,7 @@ mod tests {
 
     #[test]
     fn each_row_becomes_one_json_object_with_typed_values() {
-        let s = RecordSerializer::new(Format::Json, None)
+        let s = RecordSerializer::new(Format::Json, None, None)
             .serialize(&batch())
             .unwrap();
         assert_eq!(s.len(), 3);
@@ -404,13 +472,13 @@ mod tests {
 
     #[test]
     fn key_comes_from_the_named_column_and_null_keys_are_absent() {
-        let s = RecordSerializer::new(Format::Json, Some("customer_id".into()))
+        let s = RecordSerializer::new(Format::Json, Some("customer_id".into()), None)
             .serialize(&batch())
             .unwrap();
         assert_eq!(s.key(0), Some(&b"C-1"[..]));
         assert_eq!(s.key(1), None);
         assert_eq!(s.key(2), Some(&b"C\"3"[..]));
-        let s = RecordSerializer::new(Format::Json, Some("seq".into()))
+        let s = RecordSerializer::new(Format::Json, Some("seq".into()), None)
             .serialize(&batch())
             .unwrap();
         assert_eq!(s.key(2), Some(&b"2"[..]));
@@ -428,7 +496,7 @@ mod tests {
         ])
         .with_timezone("UTC");
         let batch = RecordBatch::try_from_iter([("ts", Arc::new(ts) as _)]).unwrap();
-        let ours = RecordSerializer::new(Format::Json, None)
+        let ours = RecordSerializer::new(Format::Json, None, None)
             .serialize(&batch)
             .unwrap();
         let mut plain = arrow_json::LineDelimitedWriter::new(Vec::new());
@@ -448,7 +516,7 @@ mod tests {
     #[test]
     fn a_batch_without_rows_needs_no_key_column() {
         let empty = RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty()));
-        let out = RecordSerializer::new(Format::Json, Some("customer_id".into()))
+        let out = RecordSerializer::new(Format::Json, Some("customer_id".into()), None)
             .serialize(&empty)
             .unwrap();
         assert!(out.is_empty());
@@ -456,7 +524,7 @@ mod tests {
 
     #[test]
     fn missing_key_column_names_the_available_columns() {
-        let err = RecordSerializer::new(Format::Json, Some("nope".into()))
+        let err = RecordSerializer::new(Format::Json, Some("nope".into()), None)
             .serialize(&batch())
             .unwrap_err()
             .to_string();
@@ -472,6 +540,7 @@ mod tests {
                 value_column: column.to_owned(),
             },
             Some("seq".into()),
+            None,
         )
     }
 
@@ -605,7 +674,7 @@ mod tests {
     fn bench_json_values_against_arrow_json() {
         let rows = 200_000;
         let batch = orders(rows);
-        let serializer = RecordSerializer::new(Format::Json, None);
+        let serializer = RecordSerializer::new(Format::Json, None, None);
         // One buffer reused, so the timings leave out the kernel's first
         // touch of fresh pages.
         let time = |encode: &dyn Fn(&mut Serialized)| {

@@ -185,6 +185,7 @@ impl Supervisor {
             drain_timeout: self.drain_timeout,
             transactional_id: None,
             record_limit: crate::producer::RecordLimit::unchecked(),
+            schema_registry: self.config().schema_registry.clone(),
         };
         let task = self.tasks.spawn(
             supervise(ctx, self.kafka.clone(), self.shutdown.clone(), watch).instrument(span),

@@ -347,7 +347,7 @@ mod tests {
 
     fn assert_same_as_arrow_json(batch: &RecordBatch, context: &str) {
         let expected = arrow_json_lines(batch);
-        let ours = RecordSerializer::new(Format::Json, None)
+        let ours = RecordSerializer::new(Format::Json, None, None)
             .serialize(batch)
             .unwrap();
         assert_eq!(ours.len(), expected.len(), "{context}");
@@ -753,7 +753,7 @@ mod tests {
         )
         .unwrap();
         assert_same_as_arrow_json(&batch, "no columns");
-        let ours = RecordSerializer::new(Format::Json, None)
+        let ours = RecordSerializer::new(Format::Json, None, None)
             .serialize(&batch)
             .unwrap();
         assert_eq!(ours.value(2), b"{}");
@@ -776,7 +776,7 @@ mod tests {
             ("at", Arc::new(at) as ArrayRef),
         ])
         .unwrap();
-        let ours = RecordSerializer::new(Format::Json, None)
+        let ours = RecordSerializer::new(Format::Json, None, None)
             .serialize(&batch)
             .unwrap();
         let rows: Vec<&str> = (0..5)
