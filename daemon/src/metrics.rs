@@ -74,10 +74,11 @@ pub mod error_class {
 
 /// The daemon's own classes of source failures; the plugin ABI's error
 /// categories (`ErrorCategory::NAMES`) come before them.
-const DAEMON_FAILURE_CLASSES: [&str; 8] = [
+const DAEMON_FAILURE_CLASSES: [&str; 9] = [
     "kafka",
     "fenced",
     error_class::TOO_LARGE,
+    "too_many_topics",
     "offsets",
     error_class::SERIALIZE,
     "dead_letter",

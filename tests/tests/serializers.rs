@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tributary_tests::*;
@@ -149,4 +149,355 @@ fn connect_json_records_read_back_through_kafka_connects_own_json_converter() {
             .as_millis() as i64;
         assert!((now - millis).abs() < 600_000, "{r}");
     }
+}
+
+/// What a consumer sees of one record: topic, Kafka timestamp, headers,
+/// value.
+struct Seen {
+    topic: String,
+    timestamp: Option<i64>,
+    headers: Vec<(String, String)>,
+    value: Value,
+}
+
+/// Every record of `topics` (read_committed), until `count` arrived.
+fn read_records(bootstrap: &str, topics: &[String], count: usize) -> Vec<Seen> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("shape-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < count && Instant::now() < deadline {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_owned(), v.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Seen {
+                topic: msg.topic().to_owned(),
+                timestamp: msg.timestamp().to_millis(),
+                headers,
+                value: serde_json::from_slice(msg.payload().unwrap_or_default()).unwrap(),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn a_topic_template_headers_and_a_timestamp_column_shape_each_record_from_its_row() {
+    let dir = TempDir::new("serializers-shape");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let prefix = broker.topic("applog");
+    let count = 400u64;
+    let source = format!(
+        "[[source]]\nname = \"logs\"\ntype = \"datagen\"\nkind = \"logs\"\n\
+         topic = {}\nheaders = [\"request_id\", \"module\"]\ntimestamp = \"timestamp\"\n\
+         rename = {{ message = \"msg\" }}\ncount = {count}\nrate_per_sec = 5000\nseed = 3\n",
+        toml_str(&format!("{prefix}.{{level}}"))
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("logs.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let out = run_until_finished(&config, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let topics: Vec<String> = ["DEBUG", "INFO", "WARN", "ERROR"]
+        .iter()
+        .map(|l| format!("{prefix}.{l}"))
+        .collect();
+    let seen = read_records(&broker.bootstrap(), &topics, count as usize);
+    assert_eq!(seen.len(), count as usize);
+    let mut per_topic: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &seen {
+        let level = r.value["level"].as_str().unwrap();
+        assert_eq!(r.topic, format!("{prefix}.{level}"), "{}", r.value);
+        *per_topic.entry(level).or_default() += 1;
+        let header = |k: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header("request_id"),
+            r.value["request_id"].as_str(),
+            "{}",
+            r.value
+        );
+        assert_eq!(header("module"), r.value["module"].as_str(), "{}", r.value);
+        // The value's `timestamp` (RFC 3339, milliseconds) is the record's.
+        let text = r.value["timestamp"].as_str().unwrap();
+        let millis = chrono_free_millis(text);
+        assert_eq!(r.timestamp, Some(millis), "{text}");
+        assert!(
+            r.value.get("msg").is_some() && r.value.get("message").is_none(),
+            "{}",
+            r.value
+        );
+    }
+    assert!(per_topic.len() >= 3, "{per_topic:?}");
+}
+
+/// Milliseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.mmmZ` (or with
+/// `+00:00`), without a date library.
+fn chrono_free_millis(text: &str) -> i64 {
+    let n = |a: usize, b: usize| text[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let (hh, mm, ss) = (n(11, 13), n(14, 16), n(17, 19));
+    let ms = if text.as_bytes().get(19) == Some(&b'.') {
+        n(20, 23)
+    } else {
+        0
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms
+}
+
+#[test]
+fn a_topic_template_stops_at_max_topics_and_says_which_topic_was_one_too_many() {
+    let dir = TempDir::new("serializers-max-topics");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let prefix = broker.topic("capped");
+    let source = format!(
+        "[[source]]\nname = \"logs\"\ntype = \"datagen\"\nkind = \"logs\"\n\
+         topic = {}\nmax_topics = 2\ncount = 200\nrate_per_sec = 5000\nseed = 3\n",
+        toml_str(&format!("{prefix}.{{level}}"))
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("logs.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let out = run_until_finished(&config, Duration::from_secs(120));
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("beyond the source's max_topics = 2"),
+        "{text}"
+    );
+    assert!(text.contains("logs (failed)"), "{text}");
+    assert!(!text.contains("restarting"), "{text}");
+}
+
+/// A real schema registry (Apicurio Registry's Confluent-compatible API,
+/// `scripts/schema-registry`) on the shared Apache Kafka, stopped (by its
+/// PID, through the script) when dropped.
+struct Registry {
+    url: String,
+    data: std::path::PathBuf,
+}
+
+impl Registry {
+    fn start(broker: &Broker, dir: &TempDir) -> Registry {
+        let data = dir.join("schema-registry");
+        let out = Command::new(repo_root().join("scripts/schema-registry"))
+            .args(["start", &broker.bootstrap()])
+            .env("SCHEMA_REGISTRY_DATA", &data)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/schema-registry");
+        let registry = Registry {
+            url: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned(),
+            data,
+        };
+        assert!(
+            out.status.success() && registry.url.starts_with("http://127.0.0.1:"),
+            "schema registry did not start: {out:?}"
+        );
+        registry
+    }
+
+    fn main_section(&self) -> String {
+        format!("[schema_registry]\nurl = {}\n", toml_str(&self.url))
+    }
+
+    /// Every record of `topic` decoded by confluent-kafka's own
+    /// `AvroDeserializer` (`tests/tools/avro_decode.py`).
+    fn decode(&self, broker: &Broker, topic: &str, count: usize) -> Vec<Value> {
+        let out = Command::new(repo_root().join("scripts/schema-registry"))
+            .args([
+                "decode",
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--registry",
+                &self.url,
+                "--topic",
+                topic,
+                "--count",
+                &count.to_string(),
+                "--timeout",
+                "60",
+            ])
+            .env("SCHEMA_REGISTRY_DATA", &self.data)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run avro_decode.py");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "avro_decode.py failed ({:?}):\n{text}",
+            out.status
+        );
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/schema-registry"))
+            .arg("stop")
+            .env("SCHEMA_REGISTRY_DATA", &self.data)
+            .status();
+    }
+}
+
+/// The shared Apache Kafka, or `None` where it cannot run: a schema
+/// registry keeps its schemas in a real Kafka.
+fn kafka(dir: &TempDir) -> Option<Broker> {
+    brokers_under_test()
+        .contains(&BrokerKind::Kafka)
+        .then(|| Broker::start(BrokerKind::Kafka, dir.path()))
+}
+
+#[test]
+fn avro_orders_with_nested_items_decode_with_confluents_own_deserializer() {
+    let dir = TempDir::new("serializers-avro-orders");
+    let Some(broker) = kafka(&dir) else {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    };
+    let registry = Registry::start(&broker, &dir);
+    let count = 300u64;
+    let (json_topic, avro_topic) = (broker.topic("orders-json"), broker.topic("orders-avro"));
+    let plain = datagen_source("plain", &json_topic, count, 5_000, 7);
+    let avro = datagen_source("shaped", &avro_topic, count, 5_000, 7).replace(
+        "format = \"json\"",
+        "format = \"avro\"\navro_record_name = \"Order\"\navro_namespace = \"shop\"",
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
+        .drop_in("plain.toml", plain)
+        .drop_in("avro.toml", avro);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
+    let out = run_until_finished(&config, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    let plain = json_orders(&broker, &json_topic, count as usize);
+    let decoded = registry.decode(&broker, &avro_topic, count as usize);
+    assert_eq!(decoded.len(), count as usize);
+    let ids: std::collections::BTreeSet<u64> = decoded
+        .iter()
+        .map(|r| r["schema_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "one schema for one source: {ids:?}");
+    for r in &decoded {
+        let v = &r["value"];
+        let seq = v["seq"].as_u64().unwrap();
+        let want = &plain[&seq];
+        for field in ["order_id", "customer_id", "total", "status", "items"] {
+            assert_eq!(v[field], want[field], "{field} of {seq}: {r}");
+        }
+        // The key stays the customer id, as text.
+        assert_eq!(r["key"], want["customer_id"], "{r}");
+        // timestamp-millis: an ISO time of this run.
+        let ts = v["timestamp"].as_str().expect("timestamp");
+        assert!(ts.starts_with("20") && ts.contains('T'), "{r}");
+    }
+}
+
+#[test]
+fn avro_registers_a_new_version_for_new_columns_and_halts_on_an_incompatible_one() {
+    let dir = TempDir::new("serializers-avro-versions");
+    let Some(broker) = kafka(&dir) else {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    };
+    let registry = Registry::start(&broker, &dir);
+    let topic = broker.topic("people");
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    // a.csv and b.csv: b drops a column (a compatible change under the
+    // registry's BACKWARD rule): a second version. c.csv adds a column
+    // without a default: refused.
+    std::fs::write(
+        spool.join("a.csv"),
+        "seq,name,city\n0,ann,Oslo\n1,bob,Rome\n",
+    )
+    .unwrap();
+    std::fs::write(spool.join("b.csv"), "seq,name\n2,cid\n3,dan\n").unwrap();
+    let source = format!(
+        "[[source]]\nname = \"people\"\ntype = \"csv\"\ntopic = {}\nformat = \"avro\"\n\
+         spool_dir = {}\nsettle_ms = 0\n",
+        toml_str(&topic),
+        toml_str(spool.to_str().unwrap())
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("people.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let decoded = registry.decode(&broker, &topic, 4);
+    let by_seq: BTreeMap<u64, &Value> = decoded
+        .iter()
+        .map(|r| (r["value"]["seq"].as_u64().unwrap(), r))
+        .collect();
+    assert_eq!(by_seq.len(), 4, "{decoded:?}");
+    assert_eq!(by_seq[&0]["value"]["city"], "Oslo");
+    assert_eq!(by_seq[&3]["value"]["name"], "dan");
+    assert!(by_seq[&3]["value"].get("city").is_none());
+    assert_ne!(
+        by_seq[&0]["schema_id"], by_seq[&3]["schema_id"],
+        "a new version for b.csv"
+    );
+
+    std::fs::write(spool.join("c.csv"), "seq,name,email\n4,eve,e@x\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon
+            .log_text()
+            .contains("409")),
+        "the refusal is not reported:\n{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains(&format!("`{topic}-value`")), "{log}");
+    assert!(
+        !log.contains("restarting"),
+        "an incompatible schema is permanent:\n{log}"
+    );
+    // Nothing of c.csv went out.
+    let all = consume_json(&broker.bootstrap(), &topic, 5, Duration::from_secs(5));
+    assert_eq!(all.len(), 4);
+    daemon.sigterm_and_wait(Duration::from_secs(30));
 }

@@ -353,6 +353,97 @@ impl std::fmt::Debug for SchemaRegistryConfig {
     }
 }
 
+/// Keys `headers`, `timestamp` and `rename`: what of a row, besides its
+/// value, a record carries, and under which names the value's columns go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// Columns copied into Kafka headers (as text), in this order.
+    pub headers: Vec<String>,
+    /// A timestamp (or date) column whose value becomes the record's Kafka
+    /// timestamp; without it Kafka stamps the record when it is sent.
+    pub timestamp: Option<String>,
+    /// Columns of the value renamed: `old = "new"`.
+    pub rename: BTreeMap<String, String>,
+}
+
+/// A `topic` with column names in braces (`"applog.{level}"`): each
+/// record's topic is made from its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicTemplate {
+    /// Literal text and column names, in order.
+    pub parts: Vec<TopicPart>,
+    /// Key `max_topics`: the most distinct topics the source may create.
+    pub max_topics: usize,
+}
+
+/// A piece of a [`TopicTemplate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicPart {
+    /// Text as written.
+    Literal(String),
+    /// The text of this column's cell.
+    Column(String),
+}
+
+impl TopicTemplate {
+    /// Parses `text` if it holds `{column}` parts; `Err` says what is
+    /// wrong with the braces.
+    pub fn parse(text: &str) -> Result<Option<TopicTemplate>, String> {
+        if !text.contains(['{', '}']) {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    parts.push(TopicPart::Literal(rest.to_owned()));
+                    rest = "";
+                }
+                Some(i) if rest.as_bytes()[i] == b'}' => {
+                    return Err("a `}` without its `{`".to_owned());
+                }
+                Some(i) => {
+                    if i > 0 {
+                        parts.push(TopicPart::Literal(rest[..i].to_owned()));
+                    }
+                    let Some(end) = rest[i + 1..].find('}') else {
+                        return Err("a `{` without its `}`".to_owned());
+                    };
+                    let column = &rest[i + 1..i + 1 + end];
+                    if column.is_empty() || column.contains('{') {
+                        return Err("expected a column name between `{` and `}`".to_owned());
+                    }
+                    parts.push(TopicPart::Column(column.to_owned()));
+                    rest = &rest[i + 2 + end..];
+                }
+            }
+        }
+        Ok(Some(TopicTemplate {
+            parts,
+            max_topics: DEFAULT_MAX_TOPICS,
+        }))
+    }
+
+    /// The columns the template reads.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            TopicPart::Column(c) => Some(c.as_str()),
+            TopicPart::Literal(_) => None,
+        })
+    }
+}
+
+/// Default of `max_topics`.
+pub const DEFAULT_MAX_TOPICS: usize = 100;
+
+impl Shape {
+    /// Whether records carry more than key and value.
+    pub fn per_record(&self) -> bool {
+        !self.headers.is_empty() || self.timestamp.is_some()
+    }
+}
+
 /// One `[[source]]` table.
 ///
 /// Equality ignores `location` and `option_locations`: a source that only
@@ -377,6 +468,10 @@ pub struct SourceConfig {
     pub dead_letter_topic: Option<String>,
     /// Keys `format` and `value_column`: how rows become record values.
     pub format: Format,
+    /// Keys `headers`, `timestamp`, `rename`.
+    pub shape: Shape,
+    /// `topic` written as a template, with `max_topics`.
+    pub topic_template: Option<TopicTemplate>,
     /// `false` keeps the source in the config (and checked) without running
     /// it.
     pub enabled: bool,
@@ -411,6 +506,8 @@ impl PartialEq for SourceConfig {
             && self.key == other.key
             && self.dead_letter_topic == other.dead_letter_topic
             && self.format == other.format
+            && self.shape == other.shape
+            && self.topic_template == other.topic_template
             && self.enabled == other.enabled
             && self.delivery == other.delivery
             && self.transaction_interval_ms == other.transaction_interval_ms
@@ -428,6 +525,7 @@ impl fmt::Debug for SourceConfig {
             .field("key", &self.key)
             .field("dead_letter_topic", &self.dead_letter_topic)
             .field("format", &self.format)
+            .field("shape", &self.shape)
             .field("enabled", &self.enabled)
             .field("options", &Redacted(self.options.keys()))
             .field("location", &self.location)

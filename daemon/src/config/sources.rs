@@ -9,8 +9,8 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::span::{FileCtx, describe, describe_value, entries};
 use super::{
-    AvroFormat, ConfigError, Delivery, Format, Location, SourceConfig, SubjectStrategy, source_key,
-    source_label,
+    AvroFormat, ConfigError, Delivery, Format, Location, Shape, SourceConfig, SubjectStrategy,
+    TopicPart, TopicTemplate, source_key, source_label,
 };
 
 const NAME_RULE: &str = "a source name must be 1 to 128 characters of A-Z, a-z, 0-9, `_`, `.`, `-`, and not `.` or `..` (it becomes part of file names and metric labels)";
@@ -85,6 +85,9 @@ impl Sources<'_> {
         let mut format = Format::Json;
         let mut value_column: Option<(String, Option<Range<usize>>)> = None;
         let mut avro = AvroKeys::default();
+        let mut shape = Shape::default();
+        let mut topic_template: Option<TopicTemplate> = None;
+        let mut max_topics: Option<(usize, Option<Range<usize>>)> = None;
         let mut enabled = true;
         let mut delivery = Delivery::AtLeastOnce;
         let mut delivery_location = None;
@@ -108,11 +111,32 @@ impl Sources<'_> {
                 "type" => source_type = ctx.non_empty_string(item, &key),
                 "topic" => {
                     if let Some(value) = ctx.string(item, &key) {
-                        if valid_topic(&value) {
-                            topic = Some(value);
-                        } else {
-                            ctx.error(item.span(), &key, TOPIC_RULE);
+                        match TopicTemplate::parse(&value) {
+                            Ok(Some(template)) => {
+                                let literal: String = template
+                                    .parts
+                                    .iter()
+                                    .map(|p| match p {
+                                        TopicPart::Literal(l) => l.as_str(),
+                                        TopicPart::Column(_) => "x",
+                                    })
+                                    .collect();
+                                if valid_topic(&literal) {
+                                    topic_template = Some(template);
+                                    topic = Some(value);
+                                } else {
+                                    ctx.error(item.span(), &key, TOPIC_RULE);
+                                }
+                            }
+                            Ok(None) if valid_topic(&value) => topic = Some(value),
+                            Ok(None) => ctx.error(item.span(), &key, TOPIC_RULE),
+                            Err(e) => ctx.error(item.span(), &key, format!("topic template: {e}")),
                         }
+                    }
+                }
+                "max_topics" => {
+                    if let Some(value) = ctx.integer(item, &key, 1, 10_000) {
+                        max_topics = Some((value, item.span()));
                     }
                 }
                 "key" => record_key = ctx.non_empty_string(item, &key),
@@ -178,6 +202,28 @@ impl Sources<'_> {
                         value_column = Some((column, item.span()));
                     }
                 }
+                "headers" => {
+                    if let Some(columns) = string_list(ctx, item, &key) {
+                        shape.headers = columns;
+                    }
+                }
+                "timestamp" => shape.timestamp = ctx.non_empty_string(item, &key),
+                "rename" => {
+                    if let Some(table) = item.as_table_like() {
+                        for (old, _, new) in entries(table) {
+                            let k = format!("{key}.{old}");
+                            if let Some(new) = ctx.non_empty_string(new, &k) {
+                                shape.rename.insert(old.to_owned(), new);
+                            }
+                        }
+                    } else {
+                        ctx.error(
+                            item.span(),
+                            &key,
+                            "expected a table of column names, such as { old = \"new\" }",
+                        );
+                    }
+                }
                 "enabled" => {
                     if let Some(value) = ctx.boolean(item, &key) {
                         enabled = value;
@@ -222,6 +268,15 @@ impl Sources<'_> {
                 "only used with format = \"string\"",
             ),
             (_, None) => {}
+        }
+        match (&mut topic_template, max_topics) {
+            (Some(template), Some((max, _))) => template.max_topics = max,
+            (None, Some((_, span))) => ctx.error(
+                span,
+                &source_key(&label, "max_topics"),
+                "only used when `topic` is a template such as \"applog.{level}\"",
+            ),
+            _ => {}
         }
         match &mut format {
             Format::Avro(settings) => {
@@ -287,6 +342,8 @@ impl Sources<'_> {
                 key: record_key,
                 dead_letter_topic,
                 format,
+                shape,
+                topic_template,
                 enabled,
                 delivery,
                 transaction_interval_ms,
@@ -298,6 +355,25 @@ impl Sources<'_> {
             });
         }
     }
+}
+
+/// An array of non-empty strings.
+fn string_list(ctx: &mut FileCtx<'_>, item: &Item, key: &str) -> Option<Vec<String>> {
+    let Some(array) = item.as_array() else {
+        ctx.error(item.span(), key, "expected an array of column names");
+        return None;
+    };
+    let mut out = Vec::with_capacity(array.len());
+    for value in array {
+        match value.as_str() {
+            Some(s) if !s.is_empty() => out.push(s.to_owned()),
+            _ => {
+                ctx.error(value.span(), key, "expected a non-empty column name");
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// 1 to 128 characters of `[A-Za-z0-9_.-]`, not `.` or `..`.
@@ -435,6 +511,38 @@ key = 5
     }
 
     const REGISTRY: &str = "[schema_registry]\nurl = \"http://127.0.0.1:8081\"\n";
+
+    #[test]
+    fn a_topic_with_braces_is_a_template_of_columns_and_literals() {
+        let config = parse(&SOURCE.replace(
+            "topic = \"orders\"",
+            "topic = \"app.{level}-{host}\"\nmax_topics = 7",
+        ))
+        .unwrap();
+        let t = config.sources[0].topic_template.as_ref().unwrap();
+        assert_eq!(t.max_topics, 7);
+        assert_eq!(
+            t.parts,
+            [
+                TopicPart::Literal("app.".into()),
+                TopicPart::Column("level".into()),
+                TopicPart::Literal("-".into()),
+                TopicPart::Column("host".into()),
+            ]
+        );
+        for bad in ["app.{level", "app.}x", "app.{}", "a b.{x}"] {
+            let errors = errors_of(parse(
+                &SOURCE.replace("topic = \"orders\"", &format!("topic = \"{bad}\"")),
+            ));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert!(errors[0].contains("`source[orders].topic`"), "{errors:?}");
+        }
+        let errors = errors_of(parse(&format!("{SOURCE}max_topics = 3\n")));
+        assert!(
+            errors[0].contains("only used when `topic` is a template"),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn avro_without_a_schema_registry_is_an_error() {

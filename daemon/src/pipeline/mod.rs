@@ -91,6 +91,17 @@ pub enum SourceError {
         /// Which row, how large, and which limit.
         reason: String,
     },
+    /// A topic template named more topics than `max_topics` allows and
+    /// the source's `on_error` is not `dead_letter` or `skip`.
+    #[error(
+        "{reason}. Nothing of this batch was sent; the source stops before it. Raise \
+         `max_topics`, or set `on_error = \"dead_letter\"` (with a `dead_letter_topic`) to set \
+         such records aside"
+    )]
+    TooManyTopics {
+        /// Which row, which topic, which limit.
+        reason: String,
+    },
     /// Another producer initialised the same `transactional.id`: the same
     /// exactly-once source runs in another daemon (or another run).
     #[error(
@@ -127,7 +138,10 @@ impl SourceError {
     pub fn is_permanent(&self) -> bool {
         match self {
             SourceError::Plugin(e) => e.is_permanent(),
-            SourceError::Fenced { .. } | SourceError::TooLarge { .. } => true,
+            SourceError::Fenced { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::TooManyTopics { .. } => true,
+            SourceError::Serialize(e) => e.is_permanent(),
             SourceError::Produce { source, .. } | SourceError::Delivery { source, .. } => {
                 crate::producer::kafka_error_class(source) == crate::metrics::error_class::TOO_LARGE
             }
@@ -147,6 +161,7 @@ impl SourceError {
             SourceError::Hung { .. } => "hung",
             SourceError::Fenced { .. } => "fenced",
             SourceError::TooLarge { .. } => crate::metrics::error_class::TOO_LARGE,
+            SourceError::TooManyTopics { .. } => "too_many_topics",
             SourceError::Transaction { .. } => "kafka",
             SourceError::NoDeadLetterTopic => "dead_letter",
             SourceError::Internal(_) => "internal",
@@ -358,7 +373,10 @@ async fn ensure_topics(
     kafka: &Kafka,
     config: &crate::config::SourceConfig,
 ) -> Result<(), ProducerError> {
-    kafka.ensure_topic(&config.topic).await?;
+    // A template's topics are created as records name them.
+    if config.topic_template.is_none() {
+        kafka.ensure_topic(&config.topic).await?;
+    }
     if let Some(dead_letters) = &config.dead_letter_topic {
         kafka.ensure_topic(dead_letters).await?;
     }

@@ -93,6 +93,8 @@ pub struct SourceContext {
     pub record_limit: crate::producer::RecordLimit,
     /// `[schema_registry]`, for `format = "avro"`.
     pub schema_registry: Option<crate::config::SchemaRegistryConfig>,
+    /// The cluster, for topics a topic template names as they appear.
+    pub kafka: Arc<crate::producer::Kafka>,
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -188,6 +190,8 @@ pub async fn run_once(
         record_limit: ctx.record_limit.clone(),
         too_large: too_large::Policy::of(&ctx.config.options),
         schema_registry: ctx.schema_registry.clone(),
+        kafka: ctx.kafka.clone(),
+        runtime: tokio::runtime::Handle::current(),
     };
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.config.name))
@@ -261,6 +265,9 @@ struct SourceThread {
     record_limit: crate::producer::RecordLimit,
     too_large: too_large::Policy,
     schema_registry: Option<crate::config::SchemaRegistryConfig>,
+    kafka: Arc<crate::producer::Kafka>,
+    /// Runs topic creation (async admin calls) from this thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl SourceThread {
@@ -307,7 +314,13 @@ impl SourceThread {
                 return Ok(());
             }
         };
-        let serializer = RecordSerializer::new(self.config.format.clone(), key, avro);
+        let serializer = RecordSerializer::with_shape(
+            self.config.format.clone(),
+            key,
+            avro,
+            self.config.shape.clone(),
+        )
+        .with_topics(self.config.topic_template.clone());
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
         while let Ok(committed) = notices.recv() {
@@ -373,14 +386,22 @@ impl SourceThread {
         notices: &Notices,
         transactions: &mut Option<Transactions>,
     ) -> Result<RunEnd, SourceError> {
+        // A template's topics get their handles as they appear.
+        let records = match self.config.topic_template {
+            Some(_) => None,
+            None => Some(
+                TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
+                    SourceError::Produce {
+                        topic: self.config.topic.clone(),
+                        source: e,
+                    }
+                })?,
+            ),
+        };
         let mut senders = Senders {
-            records: TopicSender::new(&self.producer, &self.config.topic).map_err(|e| {
-                SourceError::Produce {
-                    topic: self.config.topic.clone(),
-                    source: e,
-                }
-            })?,
+            records,
             dead_letters: None,
+            by_topic: std::collections::HashMap::new(),
         };
         loop {
             self.status.beat();
@@ -470,21 +491,108 @@ impl SourceThread {
         if !over.is_empty() {
             return self.send_oversized(&batch, &serialized, &over, senders);
         }
-        let bytes = serialized.values.len() as u64;
-        let delivered = Delivered::Records { rows, bytes };
-        self.send_records(
-            &batch,
+        self.send_rows(&batch, &serialized, senders)
+    }
+
+    /// Sends a batch's records with its checkpoint: to the source's topic,
+    /// or, with a topic template, to each record's own topic (created as
+    /// it first appears, up to `max_topics`; records for topics beyond
+    /// that follow `on_error`). One acknowledgement covers every topic.
+    fn send_rows(
+        &self,
+        batch: &Polled,
+        serialized: &Serialized,
+        senders: &mut Senders,
+    ) -> Result<bool, SourceError> {
+        let delivered = Delivered::Records {
+            rows: serialized.len(),
+            bytes: serialized.values.len() as u64,
+        };
+        let Some(template) = &self.config.topic_template else {
+            let records = senders
+                .records
+                .as_mut()
+                .ok_or_else(|| SourceError::Internal("no sender for the source's topic".into()))?;
+            return self.send_records(
+                batch,
+                Some(&batch.checkpoint),
+                serialized,
+                delivered,
+                records,
+            );
+        };
+        // Topics beyond `max_topics`, in order of first appearance.
+        let mut room = template.max_topics.saturating_sub(senders.by_topic.len());
+        let mut refused: Vec<bool> = vec![false; serialized.topic_names.len()];
+        for (t, name) in serialized.topic_names.iter().enumerate() {
+            if !senders.by_topic.contains_key(name) {
+                if room == 0 {
+                    refused[t] = true;
+                } else {
+                    room -= 1;
+                }
+            }
+        }
+        if refused.iter().any(|r| *r) {
+            let aside: Vec<usize> = (0..serialized.len())
+                .filter(|&i| refused[serialized.topics[i] as usize])
+                .collect();
+            return self.send_aside(batch, serialized, &aside, Aside::TooManyTopics, senders);
+        }
+        for name in &serialized.topic_names {
+            if !senders.by_topic.contains_key(name) {
+                self.runtime
+                    .block_on(self.kafka.ensure_topic(name))
+                    .map_err(SourceError::Topic)?;
+                let sender =
+                    TopicSender::new(&self.producer, name).map_err(|e| SourceError::Produce {
+                        topic: name.clone(),
+                        source: e,
+                    })?;
+                senders.by_topic.insert(name.clone(), sender);
+            }
+        }
+        let handle = self.register(
+            &batch.partition,
             Some(&batch.checkpoint),
-            &serialized,
+            serialized.len(),
             delivered,
-            &mut senders.records,
-        )
+        );
+        let mut left = serialized.len();
+        for (t, name) in serialized.topic_names.iter().enumerate() {
+            let rows: Vec<usize> = (0..serialized.len())
+                .filter(|&i| serialized.topics[i] as usize == t)
+                .collect();
+            let part = serialized.select(&rows);
+            let sender = senders
+                .by_topic
+                .get_mut(name)
+                .expect("every topic of the batch has a sender");
+            let sent = sender.send(&part, handle.opaque(), || {
+                if self.stop.is_cancelled() {
+                    return false;
+                }
+                self.wait_for_queue_space();
+                true
+            });
+            left -= rows.len();
+            match sent {
+                Ok(()) => {}
+                Err(Unsent::Stopped { unsent }) => {
+                    handle.abandon(unsent + left);
+                    return Ok(false);
+                }
+                Err(Unsent::Refused { error, refused }) => {
+                    return Err(self.refused(handle, refused + left, error, name));
+                }
+            }
+        }
+        handle.sent_all();
+        Ok(true)
     }
 
     /// Sends a batch with records larger than Kafka accepts (`over`), by
-    /// the source's `on_error`: their dead letters first, as a part of the
-    /// batch, then the other records with the checkpoint; or the others
-    /// alone; or nothing, failing the source.
+    /// the source's `on_error`.
     fn send_oversized(
         &self,
         batch: &Polled,
@@ -492,40 +600,73 @@ impl SourceThread {
         over: &[usize],
         senders: &mut Senders,
     ) -> Result<bool, SourceError> {
+        self.send_aside(batch, serialized, over, Aside::TooLarge, senders)
+    }
+
+    /// Sends a batch whose records at `aside` cannot go where they belong,
+    /// by the source's `on_error`: their dead letters first, as a part of
+    /// the batch, then the other records with the checkpoint; or the
+    /// others alone; or nothing, failing the source.
+    fn send_aside(
+        &self,
+        batch: &Polled,
+        serialized: &Serialized,
+        aside: &[usize],
+        why: Aside,
+        senders: &mut Senders,
+    ) -> Result<bool, SourceError> {
         let limit = &self.record_limit;
-        let reason = too_large::reason(serialized, over[0], over[0], limit);
+        let max_topics = self
+            .config
+            .topic_template
+            .as_ref()
+            .map_or(0, |t| t.max_topics);
+        let reason = |i: usize| match why {
+            Aside::TooLarge => too_large::reason(serialized, i, i, limit),
+            Aside::TooManyTopics => format!(
+                "row {i} of the batch is for topic `{}`, beyond the source's max_topics = \
+                 {max_topics}",
+                serialized.topic_names[serialized.topics[i] as usize]
+            ),
+        };
+        let class = why.class();
         match self.too_large {
             too_large::Policy::Fail => {
                 telemetry::emit(RecordsFailed {
                     source: &self.config.name,
-                    class: crate::metrics::error_class::TOO_LARGE,
-                    count: over.len() as u64,
+                    class,
+                    count: aside.len() as u64,
                 });
-                return Err(SourceError::TooLarge {
-                    topic: self.config.topic.clone(),
-                    reason,
+                return Err(match why {
+                    Aside::TooLarge => SourceError::TooLarge {
+                        topic: self.config.topic.clone(),
+                        reason: reason(aside[0]),
+                    },
+                    Aside::TooManyTopics => SourceError::TooManyTopics {
+                        reason: reason(aside[0]),
+                    },
                 });
             }
             too_large::Policy::Skip => {
                 telemetry::emit(RecordsFailed {
                     source: &self.config.name,
-                    class: crate::metrics::error_class::TOO_LARGE,
-                    count: over.len() as u64,
+                    class,
+                    count: aside.len() as u64,
                 });
                 tracing::warn!(
-                    topic = %self.config.topic,
-                    skipped = over.len(),
-                    "Skipped record(s) larger than Kafka accepts (on_error = \"skip\"): {reason}."
+                    skipped = aside.len(),
+                    "Skipped record(s) (on_error = \"skip\"): {}.",
+                    reason(aside[0])
                 );
             }
             too_large::Policy::DeadLetter => {
-                let letters = too_large::dead_letters(serialized, over, limit)?;
+                let letters = too_large::set_aside(serialized, aside, class, reason)?;
                 let letters = DeadLetterRecords::from_batch(&letters, &self.config.name)?;
                 let sender = senders.dead_letters(&self.producer, &self.config)?;
                 let delivered = Delivered::DeadLetters {
                     classes: letters.classes(),
                     first: Some(FirstDeadLetter {
-                        class: too_large::CLASS.to_owned(),
+                        class: class.to_owned(),
                         file: String::new(),
                         line: 0,
                         message: letters.message(0).to_owned(),
@@ -536,18 +677,8 @@ impl SourceThread {
                 }
             }
         }
-        let rest = too_large::without(serialized, over);
-        let delivered = Delivered::Records {
-            rows: rest.len(),
-            bytes: rest.values.len() as u64,
-        };
-        self.send_records(
-            batch,
-            Some(&batch.checkpoint),
-            &rest,
-            delivered,
-            &mut senders.records,
-        )
+        let rest = too_large::without(serialized, aside);
+        self.send_rows(batch, &rest, senders)
     }
 
     /// Registers a batch with the ack tracker and hands its records to
@@ -723,11 +854,31 @@ fn tell_committed(instance: &mut PluginInstance, moved: Checkpoints) -> Result<(
     Ok(())
 }
 
-/// The source's topic handles: its own topic, and its dead-letter topic
-/// once a dead letter arrives.
+/// The source's topic handles: its own topic, its dead-letter topic once
+/// a dead letter arrives, and the topics a template named so far.
 struct Senders {
-    records: TopicSender,
+    /// The source's topic; `None` with a topic template.
+    records: Option<TopicSender>,
     dead_letters: Option<TopicSender>,
+    by_topic: std::collections::HashMap<String, TopicSender>,
+}
+
+/// Why records are set aside rather than sent to their topic.
+#[derive(Debug, Clone, Copy)]
+enum Aside {
+    /// Larger than Kafka accepts.
+    TooLarge,
+    /// For a topic beyond `max_topics`.
+    TooManyTopics,
+}
+
+impl Aside {
+    fn class(self) -> &'static str {
+        match self {
+            Aside::TooLarge => too_large::CLASS,
+            Aside::TooManyTopics => "too_many_topics",
+        }
+    }
 }
 
 impl Senders {

@@ -54,7 +54,10 @@ impl Policy {
 
 /// Bytes record `i` of `records` takes against the limit.
 pub fn record_bytes(records: &Serialized, i: usize) -> usize {
-    records.value(i).len() + records.key(i).map_or(0, <[u8]>::len) + RECORD_OVERHEAD
+    records.value(i).len()
+        + records.key(i).map_or(0, <[u8]>::len)
+        + records.header_bytes(i)
+        + RECORD_OVERHEAD
 }
 
 /// The records of `records` over `limit`, in order.
@@ -66,24 +69,10 @@ pub fn oversized(records: &Serialized, limit: &RecordLimit) -> Vec<usize> {
 
 /// `records` without the records at `drop` (sorted).
 pub fn without(records: &Serialized, drop: &[usize]) -> Serialized {
-    let mut out = Serialized::default();
-    let mut skip = drop.iter().peekable();
-    for i in 0..records.len() {
-        if skip.peek() == Some(&&i) {
-            skip.next();
-            continue;
-        }
-        let value = records.value(i);
-        out.value_ranges
-            .push(out.values.len()..out.values.len() + value.len());
-        out.values.extend_from_slice(value);
-        out.key_ranges.push(records.key(i).map(|key| {
-            let range = out.keys.len()..out.keys.len() + key.len();
-            out.keys.extend_from_slice(key);
-            range
-        }));
-    }
-    out
+    let kept: Vec<usize> = (0..records.len())
+        .filter(|i| drop.binary_search(i).is_err())
+        .collect();
+    records.select(&kept)
 }
 
 /// Why record `i` is refused, in words.
@@ -95,25 +84,23 @@ pub fn reason(records: &Serialized, i: usize, row: usize, limit: &RecordLimit) -
     )
 }
 
-/// Dead letters for the records at `rows` (indices into `records`): the
-/// first [`PREVIEW_BYTES`] of each value, and the reason.
-pub fn dead_letters(
+/// Dead letters of class `class` for the records at `rows`, each with
+/// the first [`PREVIEW_BYTES`] of its value and `why` it was set aside.
+pub fn set_aside(
     records: &Serialized,
     rows: &[usize],
-    limit: &RecordLimit,
+    class: &str,
+    why: impl Fn(usize) -> String,
 ) -> Result<RecordBatch, SerializeError> {
     let letters: Vec<DeadLetter> = rows
         .iter()
         .map(|&i| {
             let value = records.value(i);
+            let kept = value.len().min(PREVIEW_BYTES);
             DeadLetter {
-                raw: value[..value.len().min(PREVIEW_BYTES)].to_vec(),
-                error_class: CLASS.to_owned(),
-                message: format!(
-                    "{}; the value's first {} bytes are kept",
-                    reason(records, i, i, limit),
-                    value.len().min(PREVIEW_BYTES)
-                ),
+                raw: value[..kept].to_vec(),
+                error_class: class.to_owned(),
+                message: format!("{}; the value's first {kept} bytes are kept", why(i)),
                 file: String::new(),
                 line: 0,
             }
@@ -173,7 +160,8 @@ mod tests {
     fn a_dead_letter_keeps_a_preview_and_says_why() {
         let big = vec![b'y'; 5000];
         let s = records(&[&big]);
-        let batch = dead_letters(&s, &[0], &limit(100)).unwrap();
+        let limit = limit(100);
+        let batch = set_aside(&s, &[0], CLASS, |i| reason(&s, i, i, &limit)).unwrap();
         let letters = crate::serialize::DeadLetterRecords::from_batch(&batch, "src").unwrap();
         assert_eq!(letters.raw(0).len(), PREVIEW_BYTES);
         assert_eq!(letters.class(0), CLASS);

@@ -77,6 +77,11 @@ pub trait Records {
     fn headers(&self, _i: usize) -> Option<OwnedHeaders> {
         None
     }
+    /// Record `i`'s Kafka timestamp (milliseconds), when not "now". Like
+    /// headers, only the one-at-a-time path can set it.
+    fn timestamp(&self, _i: usize) -> Option<i64> {
+        None
+    }
 }
 
 impl Records for crate::serialize::DeadLetterRecords {
@@ -112,6 +117,30 @@ impl Records for crate::serialize::Serialized {
 
     fn key(&self, i: usize) -> Option<&[u8]> {
         crate::serialize::Serialized::key(self, i)
+    }
+
+    fn has_headers(&self) -> bool {
+        !self.header_names.is_empty() || !self.timestamps.is_empty()
+    }
+
+    fn headers(&self, i: usize) -> Option<OwnedHeaders> {
+        if self.header_names.is_empty() {
+            return None;
+        }
+        let mut headers = OwnedHeaders::new_with_capacity(self.header_names.len());
+        for (j, name) in self.header_names.iter().enumerate() {
+            if let Some(value) = self.header(i, j) {
+                headers = headers.insert(rdkafka::message::Header {
+                    key: name,
+                    value: Some(value),
+                });
+            }
+        }
+        Some(headers)
+    }
+
+    fn timestamp(&self, i: usize) -> Option<i64> {
+        crate::serialize::Serialized::timestamp(self, i)
     }
 }
 
@@ -386,6 +415,9 @@ impl TopicSender {
             }
             if let Some(headers) = records.headers(i) {
                 record = record.headers(headers);
+            }
+            if let Some(timestamp) = records.timestamp(i) {
+                record = record.timestamp(timestamp);
             }
             loop {
                 match self.producer.send(record) {

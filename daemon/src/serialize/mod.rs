@@ -9,6 +9,7 @@ mod connect;
 mod dead_letter;
 mod json;
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, NullableEncode
 use arrow_schema::DataType;
 use arrow_schema::{ArrowError, FieldRef, TimeUnit};
 
-use crate::config::Format;
+use crate::config::{Format, Shape, TopicPart, TopicTemplate};
 
 pub use avro::AvroTarget;
 pub use dead_letter::{DeadLetterRecords, is_dead_letter};
@@ -48,6 +49,40 @@ pub enum SerializeError {
     /// Arrow could not encode a column.
     #[error("cannot serialise a batch: {0}")]
     Arrow(#[from] ArrowError),
+    /// A `headers` or `timestamp` column is not in the batch.
+    #[error("{what} column `{column}` is not in the source's rows (columns: {available})")]
+    MissingColumn {
+        /// `header` or `timestamp`.
+        what: &'static str,
+        /// The configured column.
+        column: String,
+        /// The columns the batch has.
+        available: String,
+    },
+    /// A cell a topic template reads cannot be part of a topic name.
+    #[error(
+        "row {row} of the batch: column `{column}` of the topic template is {}; a topic name \
+         takes 1 to 249 characters of A-Z, a-z, 0-9, `.`, `_`, `-`",
+        match cell { Some(c) => format!("{c:?}"), None => "null".to_owned() }
+    )]
+    TopicTemplate {
+        /// The row within the batch.
+        row: usize,
+        /// The column.
+        column: String,
+        /// Its text (shortened), or `None` for a null.
+        cell: Option<String>,
+    },
+    /// The `timestamp` column holds no times.
+    #[error(
+        "timestamp column `{column}` is of type {found}; expected a timestamp or a date column"
+    )]
+    TimestampColumn {
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+    },
     /// The schema registry did not give the batch's schema an id.
     #[error("schema for subject `{subject}`: {source}")]
     Registry {
@@ -72,6 +107,23 @@ pub enum SerializeError {
     },
 }
 
+impl SerializeError {
+    /// Whether serialising the same rows again would fail the same way:
+    /// a column the settings name is missing or of the wrong type, a cell
+    /// a topic template cannot use, a schema the registry refuses. A
+    /// registry that is down may come back.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SerializeError::MissingColumn { .. }
+            | SerializeError::TimestampColumn { .. }
+            | SerializeError::TopicTemplate { .. }
+            | SerializeError::NoRegistry => true,
+            SerializeError::Registry { source, .. } => source.is_permanent(),
+            _ => false,
+        }
+    }
+}
+
 /// The serialised rows of one batch.
 #[derive(Debug, Default)]
 pub struct Serialized {
@@ -84,6 +136,21 @@ pub struct Serialized {
     /// Each row's key within `keys`; `None` without a key column or for a
     /// null key (Kafka then spreads such records over partitions).
     pub key_ranges: Vec<Option<Range<usize>>>,
+    /// The names of the headers each record carries (`headers`).
+    pub header_names: Vec<String>,
+    /// All header values, back to back.
+    pub header_values: Vec<u8>,
+    /// Header `j` of row `i` within `header_values` at `j * len + i`;
+    /// `None` for a null cell (that header is left out).
+    pub header_ranges: Vec<Option<Range<usize>>>,
+    /// Each row's Kafka timestamp in milliseconds (`timestamp`); empty
+    /// when Kafka stamps records itself.
+    pub timestamps: Vec<Option<i64>>,
+    /// With a topic template, the topics of this batch…
+    pub topic_names: Vec<String>,
+    /// …and each row's, as an index into `topic_names`; empty without a
+    /// template (every record goes to the source's topic).
+    pub topics: Vec<u32>,
 }
 
 impl Serialized {
@@ -109,6 +176,64 @@ impl Serialized {
             .and_then(|r| r.as_ref())
             .map(|r| &self.keys[r.clone()])
     }
+
+    /// Header `j` of row `i`, if its cell is not null.
+    pub fn header(&self, i: usize, j: usize) -> Option<&[u8]> {
+        self.header_ranges
+            .get(j * self.len() + i)
+            .and_then(|r| r.as_ref())
+            .map(|r| &self.header_values[r.clone()])
+    }
+
+    /// Row `i`'s Kafka timestamp, when taken from a column.
+    pub fn timestamp(&self, i: usize) -> Option<i64> {
+        self.timestamps.get(i).copied().flatten()
+    }
+
+    /// The records at `rows` (in that order), with their keys, headers,
+    /// timestamps and topics.
+    pub fn select(&self, rows: &[usize]) -> Serialized {
+        let mut out = Serialized::default();
+        out.header_names.clone_from(&self.header_names);
+        for j in 0..self.header_names.len() {
+            for &i in rows {
+                out.header_ranges.push(self.header(i, j).map(|v| {
+                    let range = out.header_values.len()..out.header_values.len() + v.len();
+                    out.header_values.extend_from_slice(v);
+                    range
+                }));
+            }
+        }
+        if !self.timestamps.is_empty() {
+            out.timestamps = rows.iter().map(|&i| self.timestamp(i)).collect();
+        }
+        if !self.topics.is_empty() {
+            out.topic_names.clone_from(&self.topic_names);
+            out.topics = rows.iter().map(|&i| self.topics[i]).collect();
+        }
+        for &i in rows {
+            let value = self.value(i);
+            out.value_ranges
+                .push(out.values.len()..out.values.len() + value.len());
+            out.values.extend_from_slice(value);
+            out.key_ranges.push(self.key(i).map(|key| {
+                let range = out.keys.len()..out.keys.len() + key.len();
+                out.keys.extend_from_slice(key);
+                range
+            }));
+        }
+        out
+    }
+
+    /// Bytes of row `i`'s headers (names and values).
+    pub fn header_bytes(&self, i: usize) -> usize {
+        (0..self.header_names.len())
+            .map(|j| {
+                self.header(i, j)
+                    .map_or(0, |v| v.len() + self.header_names[j].len())
+            })
+            .sum()
+    }
 }
 
 /// Serialises a source's batches according to its `format` and `key`.
@@ -122,6 +247,10 @@ pub struct RecordSerializer {
     bytes_per_row: AtomicUsize,
     /// With `format = "avro"`, the source's encoder and registry.
     avro: Option<avro::AvroValues>,
+    /// Headers, timestamps and renamed columns.
+    shape: Shape,
+    /// The topic template, when each record's topic comes from its row.
+    topic_template: Option<TopicTemplate>,
     /// With `format = "connect_json"`, the envelope's schema part of the
     /// last Arrow schema seen.
     connect_schema: std::sync::Mutex<Option<(arrow_schema::SchemaRef, String)>>,
@@ -131,6 +260,17 @@ impl RecordSerializer {
     /// A serializer for one source; `avro` says where `format = "avro"`
     /// registers its schemas.
     pub fn new(format: Format, key_column: Option<String>, avro: Option<AvroTarget>) -> Self {
+        Self::with_shape(format, key_column, avro, Shape::default())
+    }
+
+    /// [`RecordSerializer::new`] with headers, a timestamp column or
+    /// renamed columns.
+    pub fn with_shape(
+        format: Format,
+        key_column: Option<String>,
+        avro: Option<AvroTarget>,
+        shape: Shape,
+    ) -> Self {
         let avro = match (&format, avro) {
             (Format::Avro(settings), Some(target)) => {
                 Some(avro::AvroValues::new(settings.clone(), target))
@@ -141,6 +281,8 @@ impl RecordSerializer {
             format,
             key_column,
             avro,
+            shape,
+            topic_template: None,
             connect_schema: std::sync::Mutex::new(None),
             // Explicit nulls keep every record's shape the same, which is
             // what JSON-schema consumers downstream expect.
@@ -149,6 +291,13 @@ impl RecordSerializer {
                 .with_encoder_factory(Arc::new(RepeatedTimestamps)),
             bytes_per_row: AtomicUsize::new(128),
         }
+    }
+
+    /// Records go to the topic `template` makes of their row.
+    #[must_use]
+    pub fn with_topics(mut self, template: Option<TopicTemplate>) -> Self {
+        self.topic_template = template;
+        self
     }
 
     /// Serialises every row of `batch`.
@@ -160,6 +309,11 @@ impl RecordSerializer {
             value_ranges: Vec::with_capacity(rows),
             ..Serialized::default()
         };
+        self.headers_and_timestamps(batch, &mut out)?;
+        self.topics(batch, &mut out)?;
+        let whole = batch;
+        let shaped = self.value_batch(batch)?;
+        let batch = &shaped;
         match &self.format {
             Format::Json => self.json_values(batch, &mut out)?,
             Format::String { value_column } => string_values(batch, value_column, &mut out)?,
@@ -172,7 +326,7 @@ impl RecordSerializer {
         if let Some(per_row) = out.values.len().checked_div(rows) {
             self.bytes_per_row.store(per_row, Ordering::Relaxed);
         }
-        self.keys(batch, &mut out)?;
+        self.keys(whole, &mut out)?;
         Ok(out)
     }
 
@@ -234,34 +388,198 @@ impl RecordSerializer {
                 available: column_names(batch),
             });
         };
-        out.key_ranges.reserve(batch.num_rows());
-        // Text keys (the common case: ids) are copied as they are.
-        match array.data_type() {
-            DataType::Utf8 => {
-                copy_string_keys(array.as_string::<i32>(), out);
-                return Ok(());
-            }
-            DataType::LargeUtf8 => {
-                copy_string_keys(array.as_string::<i64>(), out);
-                return Ok(());
-            }
-            _ => {}
+        texts(array, &mut out.keys, &mut out.key_ranges)
+    }
+
+    /// The header columns' text, column by column, and the Kafka
+    /// timestamps, from the whole row (before `rename`).
+    fn headers_and_timestamps(
+        &self,
+        batch: &RecordBatch,
+        out: &mut Serialized,
+    ) -> Result<(), SerializeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
-        let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
-        out.keys.reserve(batch.num_rows() * 16);
-        for row in 0..batch.num_rows() {
-            if array.is_null(row) {
-                out.key_ranges.push(None);
-                continue;
-            }
-            let start = out.keys.len();
-            // Writing into a Vec through fmt cannot fail.
-            let _ =
-                std::io::Write::write_fmt(&mut out.keys, format_args!("{}", formatter.value(row)));
-            out.key_ranges.push(Some(start..out.keys.len()));
+        let missing = |column: &str| SerializeError::MissingColumn {
+            what: "header",
+            column: column.to_owned(),
+            available: column_names(batch),
+        };
+        for column in &self.shape.headers {
+            let array = batch
+                .column_by_name(column)
+                .ok_or_else(|| missing(column))?;
+            texts(array, &mut out.header_values, &mut out.header_ranges)?;
+        }
+        out.header_names.clone_from(&self.shape.headers);
+        if let Some(column) = &self.shape.timestamp {
+            let array =
+                batch
+                    .column_by_name(column)
+                    .ok_or_else(|| SerializeError::MissingColumn {
+                        what: "timestamp",
+                        column: column.clone(),
+                        available: column_names(batch),
+                    })?;
+            let millis = match array.data_type() {
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+                    let ms =
+                        arrow_cast::cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+                    arrow_cast::cast(&ms, &DataType::Int64)?
+                }
+                other => {
+                    return Err(SerializeError::TimestampColumn {
+                        column: column.clone(),
+                        found: other.to_string(),
+                    });
+                }
+            };
+            let millis = millis.as_primitive::<arrow_array::types::Int64Type>();
+            out.timestamps = (0..millis.len())
+                .map(|i| millis.is_valid(i).then(|| millis.value(i)))
+                .collect();
         }
         Ok(())
     }
+
+    /// Each row's topic from the template: its literal parts and the text
+    /// of its columns' cells. A null cell, or one that would make an
+    /// invalid topic name, is an error naming the row and the column.
+    fn topics(&self, batch: &RecordBatch, out: &mut Serialized) -> Result<(), SerializeError> {
+        let Some(template) = &self.topic_template else {
+            return Ok(());
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut cells: HashMap<&str, CellTexts> = HashMap::new();
+        for column in template.columns() {
+            let array =
+                batch
+                    .column_by_name(column)
+                    .ok_or_else(|| SerializeError::MissingColumn {
+                        what: "topic",
+                        column: column.to_owned(),
+                        available: column_names(batch),
+                    })?;
+            let mut bytes = Vec::new();
+            let mut ranges = Vec::new();
+            texts(array, &mut bytes, &mut ranges)?;
+            cells.insert(column, (bytes, ranges));
+        }
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut name = String::new();
+        out.topics.reserve(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            name.clear();
+            for part in &template.parts {
+                match part {
+                    TopicPart::Literal(text) => name.push_str(text),
+                    TopicPart::Column(column) => {
+                        let (bytes, ranges) = &cells[column.as_str()];
+                        let cell = ranges[row]
+                            .as_ref()
+                            .map(|r| String::from_utf8_lossy(&bytes[r.clone()]));
+                        let valid = cell.as_deref().is_some_and(|c| {
+                            !c.is_empty()
+                                && c.bytes().all(|b| {
+                                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+                                })
+                        });
+                        if !valid {
+                            return Err(SerializeError::TopicTemplate {
+                                row,
+                                column: column.clone(),
+                                cell: cell.map(|c| c.chars().take(80).collect()),
+                            });
+                        }
+                        name.push_str(cell.as_deref().unwrap_or_default());
+                    }
+                }
+            }
+            let next = u32::try_from(index.len()).unwrap_or(u32::MAX);
+            let i = *index.entry(name.clone()).or_insert_with(|| {
+                out.topic_names.push(name.clone());
+                next
+            });
+            out.topics.push(i);
+        }
+        if out
+            .topic_names
+            .iter()
+            .any(|t| t.len() > 249 || t == "." || t == "..")
+        {
+            return Err(SerializeError::TopicTemplate {
+                row: 0,
+                column: String::new(),
+                cell: Some("a topic name longer than 249 characters, or `.`/`..`".into()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The batch the value is made of: columns renamed by `rename`.
+    fn value_batch(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        if self.shape.rename.is_empty() {
+            return Ok(batch.clone());
+        }
+        let fields: Vec<FieldRef> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match self.shape.rename.get(f.name()) {
+                Some(new) => Arc::new(f.as_ref().clone().with_name(new)),
+                None => f.clone(),
+            })
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(arrow_schema::Schema::new_with_metadata(
+                fields,
+                batch.schema().metadata().clone(),
+            )),
+            batch.columns().to_vec(),
+        )
+    }
+}
+
+/// A column's cells as text: the bytes, and each row's range (`None` for
+/// a null).
+type CellTexts = (Vec<u8>, Vec<Option<Range<usize>>>);
+
+/// Each cell of `array` as text into `bytes`, one range per row (`None`
+/// for a null): strings as they are, other types as displayed.
+fn texts(
+    array: &arrow_array::ArrayRef,
+    bytes: &mut Vec<u8>,
+    ranges: &mut Vec<Option<Range<usize>>>,
+) -> Result<(), SerializeError> {
+    ranges.reserve(array.len());
+    // Text (the common case: ids) is copied as it is.
+    match array.data_type() {
+        DataType::Utf8 => {
+            copy_strings(array.as_string::<i32>(), bytes, ranges);
+            return Ok(());
+        }
+        DataType::LargeUtf8 => {
+            copy_strings(array.as_string::<i64>(), bytes, ranges);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
+    bytes.reserve(array.len() * 16);
+    for row in 0..array.len() {
+        if array.is_null(row) {
+            ranges.push(None);
+            continue;
+        }
+        let start = bytes.len();
+        // Writing into a Vec through fmt cannot fail.
+        let _ = std::io::Write::write_fmt(bytes, format_args!("{}", formatter.value(row)));
+        ranges.push(Some(start..bytes.len()));
+    }
+    Ok(())
 }
 
 /// The batch's column names, for errors.
@@ -415,13 +733,17 @@ impl Encoder for CachedTimestamp<'_> {
     }
 }
 
-fn copy_string_keys<O: OffsetSizeTrait>(strings: &GenericStringArray<O>, out: &mut Serialized) {
-    out.keys.reserve(strings.values().len());
+fn copy_strings<O: OffsetSizeTrait>(
+    strings: &GenericStringArray<O>,
+    bytes: &mut Vec<u8>,
+    ranges: &mut Vec<Option<Range<usize>>>,
+) {
+    bytes.reserve(strings.values().len());
     for row in 0..strings.len() {
-        out.key_ranges.push(strings.is_valid(row).then(|| {
-            let start = out.keys.len();
-            out.keys.extend_from_slice(strings.value(row).as_bytes());
-            start..out.keys.len()
+        ranges.push(strings.is_valid(row).then(|| {
+            let start = bytes.len();
+            bytes.extend_from_slice(strings.value(row).as_bytes());
+            start..bytes.len()
         }));
     }
 }
@@ -449,6 +771,81 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    fn shaped(shape: Shape) -> RecordSerializer {
+        RecordSerializer::with_shape(Format::Json, Some("customer_id".into()), None, shape)
+    }
+
+    #[test]
+    fn header_columns_travel_as_text_and_null_cells_are_left_out() {
+        let s = shaped(Shape {
+            headers: vec!["customer_id".into(), "qty".into()],
+            ..Shape::default()
+        })
+        .serialize(&batch())
+        .unwrap();
+        assert_eq!(s.header_names, ["customer_id", "qty"]);
+        assert_eq!(s.header(0, 0), Some(&b"C-1"[..]));
+        assert_eq!(s.header(0, 1), Some(&b"1"[..]));
+        assert_eq!(s.header(1, 0), None);
+        assert_eq!(s.header(1, 1), None);
+        assert_eq!(s.header(2, 0), Some(&b"C\"3"[..]));
+        // The value still carries every column.
+        let v: serde_json::Value = serde_json::from_slice(s.value(0)).unwrap();
+        assert_eq!(v["customer_id"], "C-1");
+    }
+
+    #[test]
+    fn renamed_columns_change_the_value_but_not_key_or_headers() {
+        let s = shaped(Shape {
+            headers: vec!["customer_id".into()],
+            rename: [("customer_id".to_owned(), "customer".to_owned())].into(),
+            ..Shape::default()
+        })
+        .serialize(&batch())
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(s.value(0)).unwrap();
+        assert_eq!(v["customer"], "C-1");
+        assert!(v.get("customer_id").is_none(), "{v}");
+        assert_eq!(s.key(0), Some(&b"C-1"[..]));
+        assert_eq!(s.header(0, 0), Some(&b"C-1"[..]));
+    }
+
+    #[test]
+    fn the_timestamp_column_gives_each_record_its_kafka_time_and_others_are_refused() {
+        let micros =
+            arrow_array::TimestampMicrosecondArray::from(vec![Some(1_700_000_000_123_456), None])
+                .with_timezone("UTC");
+        let batch = RecordBatch::try_from_iter([
+            ("at", Arc::new(micros) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+        ])
+        .unwrap();
+        let shape = |column: &str| Shape {
+            timestamp: Some(column.into()),
+            ..Shape::default()
+        };
+        let s = RecordSerializer::with_shape(Format::Json, None, None, shape("at"))
+            .serialize(&batch)
+            .unwrap();
+        assert_eq!(s.timestamps, [Some(1_700_000_000_123), None]);
+        let err = RecordSerializer::with_shape(Format::Json, None, None, shape("n"))
+            .serialize(&batch)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("timestamp column `n` is of type Int64"),
+            "{err}"
+        );
+        let err = RecordSerializer::with_shape(Format::Json, None, None, shape("nope"))
+            .serialize(&batch)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("timestamp column `nope` is not in"),
+            "{err}"
+        );
     }
 
     #[test]

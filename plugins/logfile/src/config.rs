@@ -183,8 +183,12 @@ pub fn options() -> Vec<OptionSpec> {
              the line's JSON object (numbers, booleans and strings typed, nested values \
              as JSON text); `regex` adds each named capture of `regex`; \
              `syslog_rfc3164`, `syslog_rfc5424`, `nginx_combined`, `apache_combined` are \
-             built-in regexes. A parsed name equal to a standard column gets a `parsed_` \
-             prefix.",
+             built-in regexes whose time is a timestamp column (UTC milliseconds, like \
+             `read_time`), usable as the source's `timestamp`: `time_local` of the web \
+             formats (`10/Oct/2000:13:55:36 -0700`), `timestamp` of RFC 5424 (RFC 3339; \
+             `-` is null) and of RFC 3164 (`Oct 11 22:14:15`: read as UTC, in the latest \
+             year that puts it at most 31 days after the line's read time). A parsed name \
+             equal to a standard column gets a `parsed_` prefix.",
         )
         .one_of(&Parser::NAMES),
         OptionSpec::new(
@@ -198,15 +202,21 @@ pub fn options() -> Vec<OptionSpec> {
             "regex_types",
             OptionKind::Table,
             Some("{}"),
-            "Types of captures: `{ status = \"uint64\" }`. One of string, int64, uint64, \
-             float64, boolean; unlisted captures are strings. A value that does not parse \
-             is a parse error; an unmatched optional group is null.",
+            "Types of captures: `{ status = \"uint64\", at = \"timestamp\" }`. One of \
+             string, int64, uint64, float64, boolean, `timestamp` (RFC 3339: \
+             `2003-10-11T22:14:15.003Z`, an offset required) or `timestamp:<chrono format>` \
+             (`timestamp:%d/%b/%Y:%H:%M:%S %z`; no offset in the format means UTC, no year \
+             means the latest year at most 31 days after the line's read time, no time of day \
+             means midnight). Timestamps are UTC milliseconds, usable as the source's \
+             `timestamp`. Unlisted captures are strings. A value that does not parse is a \
+             parse error; an unmatched optional group, an empty value and `-` are null.",
         ),
         OnError::option(
             OnError::Skip,
             "A line the parser cannot read (not a JSON object, no regex match, a bad typed \
-             value): `skip` drops and counts it, `dead_letter` sends it to the source's \
-             dead-letter topic with the error, `fail` stops the source naming file and line.",
+             value or a time not in its format): `skip` drops and counts it, `dead_letter` \
+             sends it to the source's dead-letter topic with the error, `fail` stops the \
+             source naming file and line.",
         ),
         OptionSpec::new(
             "max_open_files",
@@ -498,17 +508,20 @@ fn parser(obj: &Map<String, Value>, issues: &mut Vec<ConfigIssue>) -> Parser {
         None => {}
         Some(Value::Object(map)) => {
             for (capture, ty) in map {
-                match ty.as_str().and_then(ColumnType::parse) {
-                    Some(t) => {
+                let parsed = match ty.as_str() {
+                    Some(name) => ColumnType::parse(name),
+                    None => Err(format!(
+                        "expected one of {}, got {ty}",
+                        ColumnType::SPELLINGS
+                    )),
+                };
+                match parsed {
+                    Ok(t) => {
                         types.insert(capture.clone(), t);
                     }
-                    None => issues.push(ConfigIssue::key(
-                        "regex_types",
-                        format!(
-                            "`{capture}`: expected one of string, int64, uint64, float64, \
-                             boolean, got {ty}"
-                        ),
-                    )),
+                    Err(e) => {
+                        issues.push(ConfigIssue::key("regex_types", format!("`{capture}`: {e}")))
+                    }
                 }
             }
         }
@@ -577,6 +590,25 @@ mod tests {
             "regex",
         ] {
             assert!(keys.contains(&k), "{k} missing from {issues:?}");
+        }
+    }
+
+    #[test]
+    fn timestamp_regex_types_are_checked_when_the_config_is_read() {
+        let config = |types: serde_json::Value| {
+            Config::from_json(&json!({
+                "include": ["/var/log/*.log"],
+                "parser": "regex",
+                "regex": "^(?P<at>\\S+) (?P<msg>.*)$",
+                "regex_types": types,
+            }))
+        };
+        assert!(config(json!({"at": "timestamp"})).is_ok());
+        assert!(config(json!({"at": "timestamp:%Y-%m-%dT%H:%M:%S"})).is_ok());
+        for bad in ["timestamp:%Y-%m-%Q", "timestamp:%H:%M", "time"] {
+            let issues = config(json!({ "at": bad })).unwrap_err();
+            assert_eq!(issues[0].key.as_deref(), Some("regex_types"), "{bad}");
+            assert!(issues[0].message.contains("`at`"), "{bad}: {issues:?}");
         }
     }
 

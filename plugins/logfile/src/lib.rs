@@ -7,6 +7,7 @@
 //! * [`identity`]: device + inode + fingerprint, and the checkpoint format;
 //! * [`lines`]: the line splitter and multiline joiner;
 //! * [`parse`]: lines to columns (`raw`, `json`, `regex`, built-in formats);
+//! * [`time`]: a line's own time, from its text to UTC milliseconds;
 //! * [`tail`]: the engine tying them together;
 //! * this file: the thin glue to the plugin SDK.
 
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod lines;
 pub mod parse;
 pub mod tail;
+pub mod time;
 pub mod watch;
 
 use std::time::Duration;

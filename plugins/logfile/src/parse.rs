@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder,
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
@@ -13,6 +14,8 @@ use regex::Regex;
 use serde_json::Value;
 use tributary_plugin_sdk::ConfigIssue;
 use tributary_plugin_sdk::bad_rows::GoodRows;
+
+use crate::time::{self, TimeFormat};
 
 /// Names of the columns every row has, in order.
 pub mod column {
@@ -30,8 +33,12 @@ pub mod column {
     pub const ALL: [&str; 5] = [LINE, FILE, HOST, READ_TIME, OFFSET];
 }
 
+/// The zone written on timestamp columns, parsed and standard alike: every
+/// time is converted to UTC.
+const UTC: &str = "UTC";
+
 /// The type of a parsed column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnType {
     /// UTF-8 text.
     String,
@@ -43,28 +50,59 @@ pub enum ColumnType {
     Float64,
     /// `true` or `false`.
     Boolean,
+    /// A point in time, in UTC milliseconds like `read_time`, so that the
+    /// daemon's `timestamp` setting can take either.
+    Timestamp(TimeFormat),
 }
 
 impl ColumnType {
-    /// Parses a `regex_types` value.
-    pub fn parse(name: &str) -> Option<ColumnType> {
-        Some(match name {
+    /// The accepted `regex_types` values, for messages.
+    pub const SPELLINGS: &'static str = "string, int64, uint64, float64, boolean, timestamp \
+         (RFC 3339), timestamp:<chrono format such as %Y-%m-%d %H:%M:%S>";
+
+    /// Parses a `regex_types` value, or says why it is not one.
+    pub fn parse(name: &str) -> Result<ColumnType, String> {
+        Ok(match name {
             "string" => ColumnType::String,
             "int64" => ColumnType::Int64,
             "uint64" => ColumnType::UInt64,
             "float64" => ColumnType::Float64,
             "boolean" => ColumnType::Boolean,
-            _ => return None,
+            "timestamp" => ColumnType::Timestamp(TimeFormat::Rfc3339),
+            _ => {
+                // `timestamp(...)` is how the tables plugin spells it.
+                let pattern = name.strip_prefix("timestamp:").or_else(|| {
+                    name.strip_prefix("timestamp(")
+                        .and_then(|r| r.strip_suffix(')'))
+                });
+                return match pattern {
+                    Some(p) => TimeFormat::pattern(p).map(ColumnType::Timestamp),
+                    None => Err(format!(
+                        "unknown type `{name}`; expected one of {}",
+                        ColumnType::SPELLINGS
+                    )),
+                };
+            }
         })
     }
 
-    fn arrow(self) -> DataType {
+    /// A timestamp column of a built-in format, checked by the tests.
+    fn time_pattern(pattern: &str) -> Result<ColumnType, ConfigIssue> {
+        TimeFormat::pattern(pattern)
+            .map(ColumnType::Timestamp)
+            .map_err(|e| ConfigIssue::key("parser", format!("built-in time format: {e}")))
+    }
+
+    fn arrow(&self) -> DataType {
         match self {
             ColumnType::String => DataType::Utf8,
             ColumnType::Int64 => DataType::Int64,
             ColumnType::UInt64 => DataType::UInt64,
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Timestamp(_) => {
+                DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into()))
+            }
         }
     }
 }
@@ -84,6 +122,8 @@ pub enum Cell {
     F64(f64),
     /// A boolean.
     Bool(bool),
+    /// A point in time: milliseconds since the epoch, UTC.
+    Millis(i64),
 }
 
 /// How lines become columns.
@@ -104,6 +144,10 @@ pub enum Parser {
 
 const SYSLOG_RFC3164: &str = r"^(?:<(?P<pri>\d{1,3})>)?(?P<timestamp>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}) (?P<hostname>\S+) (?P<appname>[^:\[\s]+)(?:\[(?P<procid>[^\]]*)\])?: ?(?P<message>.*)$";
 const SYSLOG_RFC5424: &str = r"^<(?P<pri>\d{1,3})>(?P<version>\d{1,2}) (?P<timestamp>\S+) (?P<hostname>\S+) (?P<appname>\S+) (?P<procid>\S+) (?P<msgid>\S+) (?P<structured_data>-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<message>.*)$";
+/// The BSD syslog time, `Oct 11 22:14:15`: no year, no zone.
+const SYSLOG_RFC3164_TIME: &str = "%b %e %H:%M:%S";
+/// The web servers' `$time_local` / `%t`, `10/Oct/2000:13:55:36 -0700`.
+const COMBINED_TIME: &str = "%d/%b/%Y:%H:%M:%S %z";
 const COMBINED: &str = r#"^(?P<remote_addr>\S+) (?P<ident>\S+) (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<method>[A-Z]+) (?P<path>\S+) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<body_bytes_sent>\d+|-) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)""#;
 
 impl Parser {
@@ -124,8 +168,8 @@ impl Parser {
         regex: Option<Regex>,
         types: BTreeMap<String, ColumnType>,
     ) -> Result<Parser, ConfigIssue> {
-        let preset = |pattern: &str, typed: &[(&str, ColumnType)]| {
-            let types = typed.iter().map(|(k, t)| ((*k).to_owned(), *t)).collect();
+        let preset = |pattern: &str, typed: Vec<(&str, ColumnType)>| {
+            let types = typed.into_iter().map(|(k, t)| (k.to_owned(), t)).collect();
             // The built-in patterns are constants checked by the tests.
             Regex::new(pattern)
                 .map_err(|e| ConfigIssue::key("parser", format!("built-in pattern: {e}")))
@@ -141,14 +185,25 @@ impl Parser {
                     "required with parser = \"regex\": a pattern with named captures",
                 )),
             },
-            "syslog_rfc3164" => preset(SYSLOG_RFC3164, &[("pri", ColumnType::UInt64)]),
+            "syslog_rfc3164" => preset(
+                SYSLOG_RFC3164,
+                vec![
+                    ("pri", ColumnType::UInt64),
+                    ("timestamp", ColumnType::time_pattern(SYSLOG_RFC3164_TIME)?),
+                ],
+            ),
             "syslog_rfc5424" => preset(
                 SYSLOG_RFC5424,
-                &[("pri", ColumnType::UInt64), ("version", ColumnType::UInt64)],
+                vec![
+                    ("pri", ColumnType::UInt64),
+                    ("version", ColumnType::UInt64),
+                    ("timestamp", ColumnType::Timestamp(TimeFormat::Rfc3339)),
+                ],
             ),
             "nginx_combined" | "apache_combined" => preset(
                 COMBINED,
-                &[
+                vec![
+                    ("time_local", ColumnType::time_pattern(COMBINED_TIME)?),
                     ("status", ColumnType::UInt64),
                     ("body_bytes_sent", ColumnType::UInt64),
                 ],
@@ -186,7 +241,7 @@ impl Parser {
         let captures = names
             .into_iter()
             .map(|n| {
-                let t = types.get(&n).copied().unwrap_or(ColumnType::String);
+                let t = types.get(&n).cloned().unwrap_or(ColumnType::String);
                 let out = output_name(&n);
                 (n, out, t)
             })
@@ -194,9 +249,19 @@ impl Parser {
         Ok(Parser::Regex { regex, captures })
     }
 
-    /// Parses one line into `(column, cell)` pairs, or says why it cannot.
-    /// The error is `(class, message)`; the class is a short fixed word.
+    /// [`Parser::parse_at`] for a line read now.
     pub fn parse(&self, text: &str) -> Result<Vec<(String, Cell)>, (&'static str, String)> {
+        self.parse_at(text, time::now_ms())
+    }
+
+    /// Parses one line read at `read_time_ms` (which dates a time written
+    /// without a year) into `(column, cell)` pairs, or says why it cannot.
+    /// The error is `(class, message)`; the class is a short fixed word.
+    pub fn parse_at(
+        &self,
+        text: &str,
+        read_time_ms: i64,
+    ) -> Result<Vec<(String, Cell)>, (&'static str, String)> {
         match self {
             Parser::Raw => Ok(Vec::new()),
             Parser::Json => match serde_json::from_str::<Value>(text) {
@@ -218,11 +283,13 @@ impl Parser {
                 for (name, column, ty) in captures {
                     let cell = match caps.name(name).map(|m| m.as_str()) {
                         None => Cell::Null,
-                        Some(s) => typed_cell(s, *ty).map_err(|expected| {
-                            (
-                                "parse_error",
-                                format!("capture `{name}`: `{s}` is not {expected}"),
-                            )
+                        Some(s) => typed_cell(s, ty, read_time_ms).map_err(|expected| {
+                            let named = if name == column {
+                                format!("column `{column}`")
+                            } else {
+                                format!("column `{column}` (capture `{name}`)")
+                            };
+                            ("parse_error", format!("{named}: `{s}` is not {expected}"))
                         })?,
                     };
                     out.push((column.clone(), cell));
@@ -238,7 +305,7 @@ impl Parser {
             Parser::Regex { captures, .. } => Some(
                 captures
                     .iter()
-                    .map(|(_, out, t)| (out.clone(), *t))
+                    .map(|(_, out, t)| (out.clone(), t.clone()))
                     .collect(),
             ),
             _ => None,
@@ -284,25 +351,33 @@ fn json_cell(v: Value) -> Cell {
     }
 }
 
-/// A capture as its declared type; `-` and empty are null for non-strings
-/// (the web formats write `-` for "none").
-fn typed_cell(s: &str, ty: ColumnType) -> Result<Cell, &'static str> {
-    if ty != ColumnType::String && (s.is_empty() || s == "-") {
+/// A capture as its declared type, or what it should have been; `-` and
+/// empty are null for non-strings (the web formats write `-` for "none",
+/// and so does RFC 5424 for an unknown time).
+fn typed_cell(s: &str, ty: &ColumnType, read_time_ms: i64) -> Result<Cell, String> {
+    if *ty != ColumnType::String && (s.is_empty() || s == "-") {
         return Ok(Cell::Null);
     }
     match ty {
         ColumnType::String => Ok(Cell::Str(s.to_owned())),
-        ColumnType::Int64 => s.parse().map(Cell::I64).map_err(|_| "a 64-bit integer"),
+        ColumnType::Int64 => s
+            .parse()
+            .map(Cell::I64)
+            .map_err(|_| "a 64-bit integer".to_owned()),
         ColumnType::UInt64 => s
             .parse()
             .map(Cell::U64)
-            .map_err(|_| "an unsigned 64-bit integer"),
-        ColumnType::Float64 => s.parse().map(Cell::F64).map_err(|_| "a number"),
+            .map_err(|_| "an unsigned 64-bit integer".to_owned()),
+        ColumnType::Float64 => s.parse().map(Cell::F64).map_err(|_| "a number".to_owned()),
         ColumnType::Boolean => match s {
             "true" | "TRUE" | "True" => Ok(Cell::Bool(true)),
             "false" | "FALSE" | "False" => Ok(Cell::Bool(false)),
-            _ => Err("true or false"),
+            _ => Err("true or false".to_owned()),
         },
+        ColumnType::Timestamp(format) => format
+            .read(s, read_time_ms)
+            .map(Cell::Millis)
+            .map_err(|reason| format!("{} ({reason})", format.expected())),
     }
 }
 
@@ -353,7 +428,7 @@ pub fn build_batch(
         )),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(file, n))),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(host, n))),
-        Arc::new(TimestampMillisecondArray::from(vec![read_time_ms; n]).with_timezone("UTC")),
+        Arc::new(TimestampMillisecondArray::from(vec![read_time_ms; n]).with_timezone(UTC)),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.offset))),
     ];
     let fixed = parser.fixed_columns();
@@ -361,7 +436,7 @@ pub fn build_batch(
     let parsed = fixed.unwrap_or_else(|| infer_columns(rows));
     for (index, (name, ty)) in parsed.iter().enumerate() {
         fields.push(Field::new(name, ty.arrow(), true));
-        columns.push(column_of(rows, *ty, |r| {
+        columns.push(column_of(rows, ty, |r| {
             cell_of(r, index, name, by_position)
         }));
     }
@@ -439,7 +514,8 @@ fn infer_columns(rows: &[Row]) -> Vec<(String, ColumnType)> {
                 Cell::I64(_) => k.1 = true,
                 Cell::F64(_) => k.2 = true,
                 Cell::Bool(_) => k.3 = true,
-                Cell::Str(_) => k.4 = true,
+                // JSON values are never times; one would be text.
+                Cell::Str(_) | Cell::Millis(_) => k.4 = true,
             }
         }
     }
@@ -467,7 +543,7 @@ fn infer_columns(rows: &[Row]) -> Vec<(String, ColumnType)> {
 
 fn column_of<'a>(
     rows: &'a [Row],
-    ty: ColumnType,
+    ty: &ColumnType,
     cell_of: impl Fn(&'a Row) -> Option<&'a Cell>,
 ) -> ArrayRef {
     match ty {
@@ -481,6 +557,7 @@ fn column_of<'a>(
                     Some(Cell::I64(v)) => b.append_value(v.to_string()),
                     Some(Cell::F64(v)) => b.append_value(v.to_string()),
                     Some(Cell::Bool(v)) => b.append_value(v.to_string()),
+                    Some(Cell::Millis(v)) => b.append_value(time::rfc3339(*v)),
                 }
             }
             Arc::new(b.finish())
@@ -528,6 +605,16 @@ fn column_of<'a>(
             }
             Arc::new(b.finish())
         }
+        ColumnType::Timestamp(_) => {
+            let mut b = TimestampMillisecondBuilder::with_capacity(rows.len()).with_timezone(UTC);
+            for r in rows {
+                match cell_of(r) {
+                    Some(Cell::Millis(v)) => b.append_value(*v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
     }
 }
 
@@ -536,7 +623,7 @@ mod tests {
     use super::*;
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType, UInt64Type};
 
     fn row(p: &Parser, line: &str) -> Row {
         Row {
@@ -621,6 +708,148 @@ mod tests {
             "message".to_owned(),
             Cell::Str("An application event".into())
         )));
+    }
+
+    /// The timestamp column `name` of `lines` parsed by the built-in
+    /// `parser` and read at `read_time_ms`, checked to be UTC milliseconds.
+    fn times(parser: &str, name: &str, lines: &[&str], read_time_ms: i64) -> Vec<Option<i64>> {
+        let p = Parser::build(parser, None, BTreeMap::new()).unwrap();
+        let rows: Vec<Row> = lines
+            .iter()
+            .map(|l| Row {
+                line: (*l).into(),
+                offset: 0,
+                cells: p.parse_at(l, read_time_ms).unwrap(),
+            })
+            .collect();
+        let b = build_batch(&p, &rows, "/f", "h", read_time_ms).unwrap();
+        let col = b.column_by_name(name).unwrap();
+        assert_eq!(
+            col.data_type(),
+            b.column_by_name(column::READ_TIME).unwrap().data_type(),
+            "{parser} `{name}` is typed like read_time"
+        );
+        col.as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn web_time_local_is_a_utc_timestamp_with_the_line_offset_applied() {
+        let line = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 "-" "-""#;
+        for parser in ["nginx_combined", "apache_combined"] {
+            // 13:55:36 at UTC-7 is 20:55:36 UTC.
+            assert_eq!(
+                times(parser, "time_local", &[line], 0),
+                [Some(971_211_336_000)]
+            );
+        }
+    }
+
+    #[test]
+    fn rfc5424_timestamps_keep_fractions_and_offsets_and_nil_is_null() {
+        let lines = [
+            "<165>1 2003-10-11T22:14:15.003Z host app - ID47 - zulu",
+            "<165>1 2003-10-11T22:14:15.003+02:00 host app - ID47 - plus two",
+            "<165>1 - host app - ID47 - nil",
+        ];
+        assert_eq!(
+            times("syslog_rfc5424", "timestamp", &lines, 0),
+            [Some(1_065_910_455_003), Some(1_065_903_255_003), None]
+        );
+    }
+
+    #[test]
+    fn rfc3164_a_december_line_read_on_new_year_belongs_to_the_previous_year() {
+        // Read at 2025-01-01T00:00:30Z.
+        let read = 1_735_689_630_000;
+        assert_eq!(
+            times(
+                "syslog_rfc3164",
+                "timestamp",
+                &["<34>Dec 31 23:59:59 host su: late"],
+                read
+            ),
+            [Some(1_735_689_599_000)]
+        );
+        // The same line read a day earlier is from the same year.
+        let read = read - 86_400_000;
+        assert_eq!(
+            times(
+                "syslog_rfc3164",
+                "timestamp",
+                &["Dec 31 23:59:59 host su: late"],
+                read
+            ),
+            [Some(1_735_689_599_000)]
+        );
+    }
+
+    #[test]
+    fn a_regex_timestamp_pattern_without_a_zone_is_utc() {
+        let types = BTreeMap::from([(
+            "t".to_owned(),
+            ColumnType::parse("timestamp:%Y-%m-%d %H:%M:%S%.3f").unwrap(),
+        )]);
+        let p = Parser::build(
+            "regex",
+            Some(Regex::new(r"^(?P<t>\S+ \S+) (?P<msg>.*)$").unwrap()),
+            types,
+        )
+        .unwrap();
+        let rows = vec![row(&p, "2024-01-02 03:04:05.678 started")];
+        let b = build_batch(&p, &rows, "/f", "h", 5).unwrap();
+        let t = b.column_by_name("t").unwrap();
+        assert_eq!(
+            t.data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+        );
+        assert_eq!(
+            t.as_primitive::<TimestampMillisecondType>().value(0),
+            1_704_164_645_678
+        );
+    }
+
+    #[test]
+    fn a_bad_time_is_a_parse_error_naming_column_text_and_format() {
+        let nginx = Parser::build("nginx_combined", None, BTreeMap::new()).unwrap();
+        let (class, message) = nginx
+            .parse(r#"1.2.3.4 - - [10/Foo/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "-""#)
+            .unwrap_err();
+        assert_eq!(class, "parse_error");
+        for part in [
+            "column `time_local`",
+            "`10/Foo/2000:13:55:36 -0700`",
+            "`%d/%b/%Y:%H:%M:%S %z`",
+        ] {
+            assert!(message.contains(part), "{part} in {message}");
+        }
+        let s5424 = Parser::build("syslog_rfc5424", None, BTreeMap::new()).unwrap();
+        let (class, message) = s5424
+            .parse("<165>1 2003-10-11T22:14:15 host app - - - no offset")
+            .unwrap_err();
+        assert_eq!(class, "parse_error");
+        assert!(message.contains("RFC 3339"), "{message}");
+    }
+
+    #[test]
+    fn timestamp_types_parse_in_both_spellings_and_bad_formats_are_explained() {
+        let colon = ColumnType::parse("timestamp:%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(ColumnType::parse("timestamp(%Y-%m-%d %H:%M:%S)"), Ok(colon));
+        assert_eq!(
+            ColumnType::parse("timestamp"),
+            Ok(ColumnType::Timestamp(TimeFormat::Rfc3339))
+        );
+        assert!(
+            ColumnType::parse("timestamp:%Q")
+                .unwrap_err()
+                .contains("%Q")
+        );
+        assert!(
+            ColumnType::parse("date")
+                .unwrap_err()
+                .contains("timestamp:<chrono format")
+        );
     }
 
     #[test]

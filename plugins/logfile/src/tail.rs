@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use tributary_plugin_sdk::bad_rows::{Assembly, BadRow, Place, Policy, Run, Throttle, Verdict};
@@ -23,6 +23,7 @@ use crate::config::{Config, ReadFrom};
 use crate::identity::{FileId, decode_checkpoint, encode_checkpoint, prefix_crc};
 use crate::lines::{Event, Joiner, Line, Position, Splitter};
 use crate::parse::{GoodLines, Row};
+use crate::time::now_ms;
 use crate::watch::{Watcher, static_dir};
 
 /// A partition holding no file, committed once on the first run, so that
@@ -178,12 +179,6 @@ pub struct Tailer {
     cursor: usize,
     buf: Vec<u8>,
     counters: Counters,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The kernel's host name, or `None` if it cannot be read.
@@ -927,11 +922,14 @@ impl Tailer {
         // bad line is placed by its byte offset; skipped lines are reported
         // in one throttled warning, not a log line each.
         let mut policy = Policy::new(self.config.on_error, path.clone()).logging(0);
+        // One read time per batch: the `read_time` column, and what dates
+        // a line whose own time has no year.
+        let read_time_ms = now_ms();
         let mut assembly = Assembly::new(GoodLines::new(
             &self.config.parser,
             &path,
             &self.host,
-            now_ms(),
+            read_time_ms,
         ));
         let mut last_end = t.emitted;
         let mut batches: Vec<Batch> = Vec::new();
@@ -956,7 +954,7 @@ impl Tailer {
             } else {
                 event.end
             };
-            match self.config.parser.parse(&line) {
+            match self.config.parser.parse_at(&line, read_time_ms) {
                 Ok(cells) => {
                     if assembly.has_dead()
                         && let Some(run) = assembly.take()?
@@ -1551,6 +1549,83 @@ mod tests {
         }
         assert_eq!(kinds, [(false, 1, 11), (true, 1, 20), (false, 1, 31)]);
         let _ = &mut seen;
+    }
+
+    #[test]
+    fn a_bad_line_time_follows_on_error_like_any_parse_error() {
+        use tributary_plugin_sdk::dead_letter::{column, is_dead_letter};
+        // The middle line's month is 13.
+        let text = "2024-01-02 03:04:05 one\n2024-13-02 03:04:06 two\n2024-01-02 03:04:07 three\n";
+        let options = |d: &Dir, on_error: &str| {
+            json!({
+                "include": [d.glob("*.log")],
+                "parser": "regex",
+                "regex": r"^(?P<at>\S+ \S+) (?P<msg>.*)$",
+                "regex_types": {"at": "timestamp:%Y-%m-%d %H:%M:%S"},
+                "on_error": on_error,
+            })
+        };
+        // Per policy: (kind, rows) of each batch, and the failure, if any.
+        let run = |on_error: &str| {
+            let d = Dir::new(&format!("bad-time-{on_error}"));
+            append(&d.path("a.log"), text);
+            let mut t = tailer(options(&d, on_error), &Seen::default());
+            let mut batches = Vec::new();
+            let failure = loop {
+                match t.poll(QUIET) {
+                    Ok(None) => break None,
+                    Ok(Some(b)) if b.partition == STARTED_PARTITION => {}
+                    Ok(Some(b)) => batches.push(b.records),
+                    Err(e) => break Some(e.message().to_owned()),
+                }
+            };
+            (batches, failure)
+        };
+        let times = |b: &RecordBatch| -> Vec<i64> {
+            b.column_by_name("at")
+                .unwrap()
+                .as_primitive::<arrow_array::types::TimestampMillisecondType>()
+                .values()
+                .to_vec()
+        };
+
+        let (batches, failure) = run("skip");
+        assert!(failure.is_none());
+        let all: Vec<i64> = batches.iter().flat_map(times).collect();
+        assert_eq!(all, [1_704_164_645_000, 1_704_164_647_000]);
+
+        let (batches, failure) = run("dead_letter");
+        assert!(failure.is_none());
+        let kinds: Vec<(bool, usize)> = batches
+            .iter()
+            .map(|b| (is_dead_letter(b.schema().as_ref()), b.num_rows()))
+            .collect();
+        assert_eq!(kinds, [(false, 1), (true, 1), (false, 1)]);
+        let dead = &batches[1];
+        let message = dead
+            .column_by_name(column::ERROR_MESSAGE)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0);
+        for part in [
+            "column `at`",
+            "`2024-13-02 03:04:06`",
+            "`%Y-%m-%d %H:%M:%S`",
+        ] {
+            assert!(message.contains(part), "{part} in {message}");
+        }
+        let class = dead.column_by_name(column::ERROR_CLASS).unwrap();
+        assert_eq!(class.as_string::<i32>().value(0), "parse_error");
+
+        let (batches, failure) = run("fail");
+        let failure = failure.expect("on_error = fail stops the source");
+        assert!(failure.contains("a.log: the line at byte 24"), "{failure}");
+        let all: Vec<i64> = batches.iter().flat_map(times).collect();
+        assert_eq!(
+            all,
+            [1_704_164_645_000],
+            "the line before the bad one is sent"
+        );
     }
 
     #[test]

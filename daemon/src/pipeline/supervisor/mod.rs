@@ -186,6 +186,7 @@ impl Supervisor {
             transactional_id: None,
             record_limit: crate::producer::RecordLimit::unchecked(),
             schema_registry: self.config().schema_registry.clone(),
+            kafka: self.kafka.clone(),
         };
         let task = self.tasks.spawn(
             supervise(ctx, self.kafka.clone(), self.shutdown.clone(), watch).instrument(span),
