@@ -32,15 +32,9 @@ bin="$PWD/target/release"
 echo "== Apache Kafka"
 broker="$(KAFKA_DATA="$work/kafka" KAFKA_HEAP=1g scripts/kafka start | tail -1)"
 echo "   $broker"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
-measure() { # name cmd...: appends "name wall cpu_s"
-    local name="$1"; shift
-    /usr/bin/time -f "%e %U %S" -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" || {
-        echo "$name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
-    read -r wall user sys < "$work/$name.time"
-    echo "$name $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" >> "$work/results"
-}
-topic() { python3 benches/kafka_tool.py create "$broker" "$1" "$PARTITIONS"; }
 check() { # topic [any]: N records for a read_committed reader, each seq once
     # (ProducerPerformance picks payload lines at random: only the count)
     local total distinct missing
@@ -80,10 +74,7 @@ TOML
 tables_body="type = \"csv\"
 path = \"$work/orders.csv\"
 batch_rows = 10000
-[source.columns]
-unit_price = \"decimal(10,2)\"
-total = \"decimal(12,2)\"
-created_at = \"timestamp(%Y-%m-%d %H:%M:%S)\""
+$orders_columns"
 datagen_body="type = \"datagen\"
 kind = \"orders\"
 rate_per_sec = 0
@@ -133,7 +124,7 @@ python3 - "$work/results" "$N" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    name, wall, cpu = line.split()
+    name, wall, cpu, _rss = line.split()
     runs.setdefault(name.rsplit("_", 1)[0], []).append((float(wall), float(cpu)))
 n = int(sys.argv[2])
 med = {k: tuple(statistics.median(x[i] for x in v) for i in range(2)) for k, v in runs.items()}

@@ -342,10 +342,11 @@ impl Registry {
 
     /// Every record of `topic` decoded by confluent-kafka's own
     /// `AvroDeserializer` (`tests/tools/avro_decode.py`).
-    fn decode(&self, broker: &Broker, topic: &str, count: usize) -> Vec<Value> {
+    fn decode(&self, broker: &Broker, topic: &str, count: usize, key_avro: bool) -> Vec<Value> {
         let out = Command::new(repo_root().join("scripts/schema-registry"))
+            .arg("decode")
+            .args(key_avro.then_some("--key-avro"))
             .args([
-                "decode",
                 "--bootstrap",
                 &broker.bootstrap(),
                 "--registry",
@@ -403,7 +404,8 @@ fn avro_orders_with_nested_items_decode_with_confluents_own_deserializer() {
     let plain = datagen_source("plain", &json_topic, count, 5_000, 7);
     let avro = datagen_source("shaped", &avro_topic, count, 5_000, 7).replace(
         "format = \"json\"",
-        "format = \"avro\"\navro_record_name = \"Order\"\navro_namespace = \"shop\"",
+        "format = \"avro\"\navro_record_name = \"Order\"\navro_namespace = \"shop\"\n\
+         key_format = \"avro\"",
     );
     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path())
         .drop_in("plain.toml", plain)
@@ -415,7 +417,7 @@ fn avro_orders_with_nested_items_decode_with_confluents_own_deserializer() {
     assert!(out.status.success(), "{}", output_text(&out));
 
     let plain = json_orders(&broker, &json_topic, count as usize);
-    let decoded = registry.decode(&broker, &avro_topic, count as usize);
+    let decoded = registry.decode(&broker, &avro_topic, count as usize, true);
     assert_eq!(decoded.len(), count as usize);
     let ids: std::collections::BTreeSet<u64> = decoded
         .iter()
@@ -429,8 +431,9 @@ fn avro_orders_with_nested_items_decode_with_confluents_own_deserializer() {
         for field in ["order_id", "customer_id", "total", "status", "items"] {
             assert_eq!(v[field], want[field], "{field} of {seq}: {r}");
         }
-        // The key stays the customer id, as text.
+        // The key: the customer id as an Avro string, registered apart.
         assert_eq!(r["key"], want["customer_id"], "{r}");
+        assert_ne!(r["key_schema_id"], r["schema_id"], "{r}");
         // timestamp-millis: an ISO time of this run.
         let ts = v["timestamp"].as_str().expect("timestamp");
         assert!(ts.starts_with("20") && ts.contains('T'), "{r}");
@@ -468,7 +471,7 @@ fn avro_registers_a_new_version_for_new_columns_and_halts_on_an_incompatible_one
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
     let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
-    let decoded = registry.decode(&broker, &topic, 4);
+    let decoded = registry.decode(&broker, &topic, 4, false);
     let by_seq: BTreeMap<u64, &Value> = decoded
         .iter()
         .map(|r| (r["value"]["seq"].as_u64().unwrap(), r))
@@ -500,4 +503,39 @@ fn avro_registers_a_new_version_for_new_columns_and_halts_on_an_incompatible_one
     let all = consume_json(&broker.bootstrap(), &topic, 5, Duration::from_secs(5));
     assert_eq!(all.len(), 4);
     daemon.sigterm_and_wait(Duration::from_secs(30));
+}
+
+#[test]
+fn zip_codes_keep_their_leading_zeros_in_the_value_and_the_key() {
+    let dir = TempDir::new("serializers-zips");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let topic = broker.topic("zips");
+    let path = dir.join("zips.csv");
+    std::fs::write(
+        &path,
+        "zip,city,population\n00501,Holtsville,10\n08123,Somewhere,2000\n10001,New York,21102\n",
+    )
+    .unwrap();
+    let source = format!(
+        "[[source]]\nname = \"zips\"\ntype = \"csv\"\ntopic = {}\nkey = \"zip\"\npath = {}\n",
+        toml_str(&topic),
+        toml_str(path.to_str().unwrap())
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("zips.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let out = run_until_finished(&config, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut got: Vec<(String, Value)> =
+        consume_json(&broker.bootstrap(), &topic, 3, Duration::from_secs(30))
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8(k.unwrap()).unwrap(), v))
+            .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["00501", "08123", "10001"]);
+    for (key, value) in &got {
+        assert_eq!(value["zip"], Value::String(key.clone()), "{value}");
+    }
+    // A column every cell of which prints back the same stays a number.
+    assert_eq!(got[0].1["population"], 10, "{}", got[0].1);
 }

@@ -10,11 +10,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_avro::schema::{AvroSchema, FingerprintStrategy};
 use arrow_avro::writer::WriterBuilder;
 use arrow_avro::writer::format::AvroSoeFormat;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 
 use super::{SerializeError, Serialized};
 use crate::config::{AvroFormat, SubjectStrategy};
@@ -93,14 +93,7 @@ impl AvroValues {
         let named = self.named(arrow);
         let schema: Arc<str> = AvroSchema::try_from(&named)?.json_string.into();
         let subject = self.subject();
-        let id = self
-            .target
-            .registry
-            .register(&subject, &schema)
-            .map_err(|source| SerializeError::Registry {
-                subject: subject.clone(),
-                source,
-            })?;
+        let id = self.register(subject, &schema)?;
         let encoder = WriterBuilder::new(named)
             .with_fingerprint_strategy(FingerprintStrategy::Id(id))
             .build_encoder::<AvroSoeFormat>()
@@ -109,6 +102,14 @@ impl AvroValues {
             arrow: arrow.clone(),
             encoder,
         })
+    }
+
+    /// The id of `schema` under `subject`.
+    fn register(&self, subject: String, schema: &Arc<str>) -> Result<u32, SerializeError> {
+        self.target
+            .registry
+            .register(&subject, schema)
+            .map_err(|source| SerializeError::Registry { subject, source })
     }
 
     /// `arrow` with the record name (and namespace) arrow-avro reads from
@@ -135,6 +136,130 @@ impl AvroValues {
             SubjectStrategy::Record => full,
             SubjectStrategy::TopicRecord => format!("{topic}-{full}"),
         }
+    }
+}
+
+impl AvroValues {
+    /// With `key_format = "avro"`, the key column's cells as Avro datums
+    /// of a primitive schema (`"long"`, `"string"`, … or a union with
+    /// `"null"` for a nullable column) registered under `<topic>-key`.
+    pub fn keys(
+        &self,
+        array: &ArrayRef,
+        nullable: bool,
+        out: &mut Serialized,
+    ) -> Result<(), SerializeError> {
+        let primitive = key_schema(array.data_type()).ok_or_else(|| {
+            SerializeError::Avro(format!(
+                "key_format = \"avro\" takes a key column of a primitive type (integer, float, \
+                 boolean, text or binary), not {}",
+                array.data_type()
+            ))
+        })?;
+        let nullable = nullable || array.null_count() > 0;
+        let schema: Arc<str> = if nullable {
+            format!("[\"null\",\"{primitive}\"]").into()
+        } else {
+            format!("\"{primitive}\"").into()
+        };
+        let subject = format!("{}-key", self.target.topic);
+        let id = self.register(subject, &schema)?;
+        let texts = (array.data_type() != &DataType::Utf8
+            && array.data_type() != &DataType::LargeUtf8
+            && primitive == "string")
+            .then(|| {
+                arrow_cast::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())
+            })
+            .transpose()?;
+        out.key_ranges.reserve(array.len());
+        for row in 0..array.len() {
+            let start = out.keys.len();
+            out.keys.push(0);
+            out.keys.extend_from_slice(&id.to_be_bytes());
+            if nullable {
+                zigzag(i64::from(array.is_valid(row)), &mut out.keys);
+            }
+            if array.is_valid(row) {
+                encode_primitive(array, row, texts.as_ref(), &mut out.keys);
+            }
+            out.key_ranges.push(Some(start..out.keys.len()));
+        }
+        Ok(())
+    }
+}
+
+/// The Avro primitive a key column is written as.
+fn key_schema(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            "int"
+        }
+        DataType::Int64 | DataType::UInt32 => "long",
+        DataType::Float32 => "float",
+        DataType::Float64 => "double",
+        DataType::Boolean => "boolean",
+        DataType::Binary | DataType::LargeBinary => "bytes",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::UInt64 => "string",
+        DataType::Date32
+        | DataType::Date64
+        | DataType::Timestamp(..)
+        | DataType::Decimal128(..) => "string",
+        _ => return None,
+    })
+}
+
+/// Avro's variable-length zig-zag integer.
+fn zigzag(v: i64, out: &mut Vec<u8>) {
+    let mut n = ((v << 1) ^ (v >> 63)) as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn encode_primitive(
+    array: &ArrayRef,
+    row: usize,
+    texts: Option<&arrow_cast::display::ArrayFormatter<'_>>,
+    out: &mut Vec<u8>,
+) {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    let bytes = |b: &[u8], out: &mut Vec<u8>| {
+        zigzag(b.len() as i64, out);
+        out.extend_from_slice(b);
+    };
+    if let Some(texts) = texts {
+        bytes(texts.value(row).to_string().as_bytes(), out);
+        return;
+    }
+    match array.data_type() {
+        DataType::Int8 => zigzag(i64::from(array.as_primitive::<Int8Type>().value(row)), out),
+        DataType::Int16 => zigzag(i64::from(array.as_primitive::<Int16Type>().value(row)), out),
+        DataType::Int32 => zigzag(i64::from(array.as_primitive::<Int32Type>().value(row)), out),
+        DataType::UInt8 => zigzag(i64::from(array.as_primitive::<UInt8Type>().value(row)), out),
+        DataType::UInt16 => zigzag(
+            i64::from(array.as_primitive::<UInt16Type>().value(row)),
+            out,
+        ),
+        DataType::UInt32 => zigzag(
+            i64::from(array.as_primitive::<UInt32Type>().value(row)),
+            out,
+        ),
+        DataType::Int64 => zigzag(array.as_primitive::<Int64Type>().value(row), out),
+        DataType::Float32 => {
+            out.extend_from_slice(&array.as_primitive::<Float32Type>().value(row).to_le_bytes())
+        }
+        DataType::Float64 => {
+            out.extend_from_slice(&array.as_primitive::<Float64Type>().value(row).to_le_bytes())
+        }
+        DataType::Boolean => out.push(u8::from(array.as_boolean().value(row))),
+        DataType::Binary => bytes(array.as_binary::<i32>().value(row), out),
+        DataType::LargeBinary => bytes(array.as_binary::<i64>().value(row), out),
+        DataType::Utf8 => bytes(array.as_string::<i32>().value(row).as_bytes(), out),
+        DataType::LargeUtf8 => bytes(array.as_string::<i64>().value(row).as_bytes(), out),
+        _ => {}
     }
 }
 
@@ -169,6 +294,20 @@ mod tests {
                 topic: "orders".into(),
             },
         )
+    }
+
+    #[test]
+    fn zigzag_matches_the_avro_specification() {
+        let enc = |v| {
+            let mut out = Vec::new();
+            zigzag(v, &mut out);
+            out
+        };
+        assert_eq!(enc(0), [0x00]);
+        assert_eq!(enc(-1), [0x01]);
+        assert_eq!(enc(1), [0x02]);
+        assert_eq!(enc(-64), [0x7f]);
+        assert_eq!(enc(64), [0x80, 0x01]);
     }
 
     #[test]

@@ -388,6 +388,15 @@ impl RecordSerializer {
                 available: column_names(batch),
             });
         };
+        if let (Format::Avro(settings), Some(avro)) = (&self.format, &self.avro)
+            && settings.key_avro
+        {
+            let nullable = batch
+                .schema_ref()
+                .field_with_name(column)
+                .is_ok_and(|f| f.is_nullable());
+            return avro.keys(array, nullable, out);
+        }
         texts(array, &mut out.keys, &mut out.key_ranges)
     }
 

@@ -229,8 +229,11 @@ pub fn options(format: Format) -> Vec<OptionSpec> {
                 OptionKind::Integer,
                 Some("1000"),
                 "Rows sampled at the start of each file to infer the types of columns not in \
-                 `columns` (bool, int64, float64, timestamp, else string). 0 reads every \
-                 unlisted column as string.",
+                 `columns` (bool, int64, float64, timestamp, else string). A column gets a \
+                 type only if every sampled value is written exactly as that type would be \
+                 sent (`00501`, `+5`, `1e3`, `19.90`, `TRUE` keep a column a string); a later \
+                 value the type would change is a bad row. 0 reads every unlisted column as \
+                 string.",
             ),
             OptionSpec::new(
                 "compression",

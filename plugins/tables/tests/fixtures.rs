@@ -233,3 +233,39 @@ fn ndjson_rows_keep_json_types_and_bad_lines_are_dead_letters() {
     options["path"] = json!(fixture("events.ndjson").to_str().unwrap());
     check("events.ndjson", &transcript::<NdjsonSource>(options));
 }
+
+#[test]
+fn cells_a_type_would_change_keep_their_columns_text_unless_declared() {
+    // Zip codes, prices, flags and times as public data sets write them:
+    // inferred, only `population` is written back unchanged as a number.
+    check("zips.csv", &csv("zips.csv", json!({})));
+    // Declared types still convert, as asked.
+    check(
+        "zips.csv.typed",
+        &csv(
+            "zips.csv",
+            json!({"columns": {
+                "price": "float64",
+                "active": "bool",
+                "updated_at": "timestamp(%Y-%m-%d %H:%M:%S)",
+            }}),
+        ),
+    );
+}
+
+#[test]
+fn a_cell_after_the_sample_its_inferred_type_would_change_is_a_bad_row() {
+    // `zip` is inferred as int64 from two rows; `00501` on line 4 would
+    // be sent as 501.
+    check("late.csv", &csv("late.csv", json!({"infer_rows": 2})));
+    check(
+        "late.csv.dead",
+        &csv(
+            "late.csv",
+            json!({"infer_rows": 2, "on_error": "dead_letter"}),
+        ),
+    );
+    let mut options = json!({"infer_rows": 2, "on_error": "dead_letter"});
+    options["path"] = json!(fixture("late.ndjson").to_str().unwrap());
+    check("late.ndjson", &transcript::<NdjsonSource>(options));
+}

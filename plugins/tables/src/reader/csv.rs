@@ -19,7 +19,7 @@ use super::{
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, CsvDialect};
 use crate::types::{
-    BatchBuilder, CellError, ColumnType, Columns, Inference, parse_text, shorten, utf8_error,
+    BatchBuilder, CellError, ColumnType, Columns, Inference, Origin, shorten, utf8_error,
 };
 
 /// A CSV file being read.
@@ -241,20 +241,16 @@ impl CsvReader {
                 }
             }
         }
-        let types: Vec<ColumnType> = configured
+        let (types, origins): (Vec<ColumnType>, Vec<Origin>) = configured
             .into_iter()
             .zip(&inference)
-            .map(|(c, inf)| {
-                c.unwrap_or_else(|| {
-                    if config.infer_rows == 0 {
-                        ColumnType::String
-                    } else {
-                        inf.result()
-                    }
-                })
+            .map(|(c, inf)| match c {
+                Some(ty) => (ty, Origin::Declared),
+                None if config.infer_rows == 0 => (ColumnType::String, Origin::Inferred),
+                None => (inf.result(), Origin::Inferred),
             })
-            .collect();
-        let columns = Columns::new(names, types);
+            .unzip();
+        let columns = Columns::with_origins(names, types, origins);
 
         let resume = if resume.next_row == 0 && resume.byte_pos == 0 {
             Checkpoint {
@@ -416,9 +412,9 @@ fn append_field_by_field(
         match std::str::from_utf8(bytes) {
             Ok(text) => cells.push(Some(text)),
             Err(e) => {
-                for (j, (cell, ty)) in cells.iter().zip(types).enumerate() {
+                for (j, cell) in cells.iter().enumerate() {
                     if let Some(text) = cell {
-                        parse_text(ty, text).map_err(|e| (j, e))?;
+                        rows.parse(j, text).map_err(|e| (j, e))?;
                     }
                 }
                 return Err((i, utf8_error(ty, &e)));

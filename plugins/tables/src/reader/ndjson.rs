@@ -1,8 +1,12 @@
 //! NDJSON: one JSON object per line. Columns are the keys of the sampled
 //! lines in order of first appearance, plus any configured column; types
 //! come from the config or from the JSON values (numbers stay numbers;
-//! objects and arrays become their JSON text). Keys that first appear after
-//! the sample are not columns of the file.
+//! objects and arrays become their JSON text; strings stay strings unless
+//! every one is a timestamp as the serializers write it back). Keys that
+//! first appear after the sample are not columns of the file. A value
+//! after the sample that its column's inferred type would change (a
+//! string in a number column, a timestamp written another way) is a bad
+//! row.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -15,7 +19,8 @@ use super::{Chunk, ReadError, SCAN_LIMIT, TableReader, assembled, bad_cell, open
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::types::{
-    BatchBuilder, Cell, CellError, ColumnType, Columns, Inference, parse_text, shorten,
+    BatchBuilder, Cell, CellError, ColumnType, Columns, Inference, Origin, parse_exact, parse_text,
+    shorten,
 };
 
 /// An NDJSON file being read.
@@ -108,18 +113,17 @@ impl NdjsonReader {
                 inference.push(Inference::default());
             }
         }
-        let types: Vec<ColumnType> = names
+        let (types, origins): (Vec<ColumnType>, Vec<Origin>) = names
             .iter()
             .zip(&inference)
             .map(|(n, inf)| {
-                config
-                    .columns
-                    .iter()
-                    .find(|(c, _)| c == n)
-                    .map_or_else(|| inf.result(), |(_, t)| t.clone())
+                config.columns.iter().find(|(c, _)| c == n).map_or_else(
+                    || (inf.result(), Origin::Inferred),
+                    |(_, t)| (t.clone(), Origin::Declared),
+                )
             })
-            .collect();
-        let columns = Columns::new(names, types);
+            .unzip();
+        let columns = Columns::with_origins(names, types, origins);
         let resume = if resume.next_row == 0 && resume.byte_pos == 0 {
             Checkpoint {
                 next_row: 0,
@@ -200,15 +204,16 @@ impl NdjsonReader {
             }
         };
         self.cells.clear();
-        for (i, (name, ty)) in self
-            .columns
+        let columns = &self.columns;
+        for (i, ((name, ty), origin)) in columns
             .names
             .iter()
-            .zip(&self.columns.types)
+            .zip(&columns.types)
+            .zip(&columns.origins)
             .enumerate()
         {
             let value = obj.get(name).unwrap_or(&Value::Null);
-            match cell(ty, value) {
+            match cell(ty, *origin, value) {
                 Ok((cell, text)) => {
                     if let Some(t) = text {
                         self.texts[i].clear();
@@ -224,7 +229,15 @@ impl NdjsonReader {
 }
 
 /// Converts one JSON value to a cell of `ty`, with its text for strings.
-fn cell<'a>(ty: &ColumnType, value: &'a Value) -> Result<(Cell, Option<Cow<'a, str>>), CellError> {
+///
+/// A declared type converts what it can (the string `"7"` is the int64 7);
+/// an inferred one takes what the sample had: the JSON type it was
+/// inferred from, and strings only in the form the serializers write back.
+fn cell<'a>(
+    ty: &ColumnType,
+    origin: Origin,
+    value: &'a Value,
+) -> Result<(Cell, Option<Cow<'a, str>>), CellError> {
     let wrong = |what: &str| CellError {
         class: "parse_error",
         message: format!("{what} is not a valid {}", ty.name()),
@@ -233,6 +246,26 @@ fn cell<'a>(ty: &ColumnType, value: &'a Value) -> Result<(Cell, Option<Cow<'a, s
         (_, Value::Null) => (Cell::Null, None),
         (ColumnType::String, Value::String(s)) => (Cell::Text, Some(Cow::Borrowed(s))),
         (ColumnType::String, other) => (Cell::Text, Some(Cow::Owned(other.to_string()))),
+        (ColumnType::Timestamp(_), Value::String(s)) if origin == Origin::Inferred => {
+            (parse_exact(ty, s)?, None)
+        }
+        (_, Value::String(s)) if origin == Origin::Inferred => {
+            return Err(CellError {
+                class: "parse_error",
+                message: format!(
+                    "the JSON string `\"{}\"` is not a valid {}: the column's type was \
+                     inferred from JSON {}s in the sample (declare it in `columns` to convert \
+                     strings)",
+                    shorten(s),
+                    ty.name(),
+                    if *ty == ColumnType::Bool {
+                        "boolean"
+                    } else {
+                        "number"
+                    }
+                ),
+            });
+        }
         (_, Value::String(s)) => (parse_text(ty, s)?, None),
         (ColumnType::Int64, Value::Number(n)) => match n.as_i64() {
             Some(v) => (Cell::Int(v), None),

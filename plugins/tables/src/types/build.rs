@@ -19,6 +19,7 @@ use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 
 use super::cell::{Cell, CellError, parse_decimal, parse_int, parse_text, trim};
+use super::exact::{Origin, exact_bool, exact_float, exact_int, exact_timestamp, parse_exact};
 use super::time::{Layout, fast_iso, fast_layout};
 use super::{ColumnType, UTC};
 
@@ -29,13 +30,27 @@ pub struct Columns {
     pub names: Vec<String>,
     /// Their types.
     pub types: Vec<ColumnType>,
+    /// Where each type came from, which decides how cells are read: an
+    /// inferred column takes only what the serializers write back.
+    pub origins: Vec<Origin>,
     /// The Arrow schema every batch of the file has.
     pub schema: SchemaRef,
 }
 
 impl Columns {
-    /// Builds the schema; every column is nullable.
+    /// Columns of declared types; every column is nullable.
     pub fn new(names: Vec<String>, types: Vec<ColumnType>) -> Columns {
+        let origins = vec![Origin::Declared; types.len()];
+        Columns::with_origins(names, types, origins)
+    }
+
+    /// Columns whose types were declared or inferred, one origin per
+    /// column; every column is nullable.
+    pub fn with_origins(
+        names: Vec<String>,
+        types: Vec<ColumnType>,
+        origins: Vec<Origin>,
+    ) -> Columns {
         let fields: Vec<Field> = names
             .iter()
             .zip(&types)
@@ -44,6 +59,7 @@ impl Columns {
         Columns {
             names,
             types,
+            origins,
             schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -74,13 +90,16 @@ enum Values {
 #[derive(Debug)]
 struct ColumnBuilder {
     ty: ColumnType,
+    /// Inferred types read cells by [`parse_exact`], declared ones by
+    /// [`parse_text`].
+    origin: Origin,
     values: Values,
     nulls: NullBufferBuilder,
 }
 
 impl ColumnBuilder {
     /// A builder for `capacity` values (`bytes` of text for strings).
-    fn new(ty: &ColumnType, capacity: usize, bytes: usize) -> ColumnBuilder {
+    fn new(ty: &ColumnType, origin: Origin, capacity: usize, bytes: usize) -> ColumnBuilder {
         let values = match ty {
             ColumnType::Int64 => Values::Int(Vec::with_capacity(capacity)),
             ColumnType::Float64 => Values::Float(Vec::with_capacity(capacity)),
@@ -101,8 +120,18 @@ impl ColumnBuilder {
         };
         ColumnBuilder {
             ty: ty.clone(),
+            origin,
             values,
             nulls: NullBufferBuilder::new(capacity),
+        }
+    }
+
+    /// Parses `text` as the column reads it: exactly when inferred,
+    /// leniently when declared.
+    fn parse(&self, text: &str) -> Result<Cell, CellError> {
+        match self.origin {
+            Origin::Inferred => parse_exact(&self.ty, text),
+            Origin::Declared => parse_text(&self.ty, text),
         }
     }
 
@@ -137,9 +166,9 @@ impl ColumnBuilder {
     }
 
     /// Parses `text` as the column's type and appends it, with the result
-    /// of [`parse_text`]; `false` for a bad cell, whose error is then
+    /// of [`Self::parse`]; `false` for a bad cell, whose error is then
     /// [`Self::error`]. The common cases are parsed by hand here; every
-    /// cell they do not take, good or bad, goes to [`parse_text`].
+    /// cell they do not take, good or bad, goes to [`Self::parse`].
     ///
     /// A bare flag rather than a `Result` with the error: this runs for
     /// every cell, and a `Result` that large travels through memory,
@@ -147,15 +176,22 @@ impl ColumnBuilder {
     /// always for the same reason: the call alone would cost as much.
     #[inline(always)]
     fn push_text(&mut self, text: &str) -> bool {
+        let inferred = self.origin == Origin::Inferred;
         let done = match &mut self.values {
             Values::Text { bytes, offsets } => {
                 bytes.extend_from_slice(text.as_bytes());
                 offsets.push(text_offset(bytes));
                 true
             }
+            Values::Int(v) if inferred => exact_int(text).map(|x| v.push(x)).is_ok(),
             Values::Int(v) => parse_int(trim(text)).map(|x| v.push(x)).is_ok(),
+            Values::Float(v) if inferred => exact_float(text).map(|x| v.push(x)).is_some(),
+            Values::Bool(v) if inferred => exact_bool(text).map(|x| v.append(x)).is_some(),
             Values::Decimal(v, p, s) => {
                 parse_decimal(trim(text), *p, *s).map(|x| v.push(x)).is_ok()
+            }
+            Values::Time { micros, .. } if inferred => {
+                exact_timestamp(text).map(|x| micros.push(x)).is_some()
             }
             Values::Time {
                 micros,
@@ -176,7 +212,7 @@ impl ColumnBuilder {
     /// [`Self::push_text`] for what its fast paths do not take.
     #[inline(never)]
     fn push_parsed(&mut self, text: &str) -> bool {
-        match parse_text(&self.ty, text) {
+        match self.parse(text) {
             Ok(cell) => {
                 self.push_cell(cell, text);
                 true
@@ -188,9 +224,9 @@ impl ColumnBuilder {
     /// Why [`Self::push_text`] refused `text`.
     #[cold]
     fn error(&self, text: &str) -> CellError {
-        // It refused it because `parse_text` did, so this is that error;
+        // It refused it because `Self::parse` did, so this is that error;
         // the fallback only keeps this total.
-        parse_text(&self.ty, text)
+        self.parse(text)
             .err()
             .unwrap_or_else(|| CellError::parse(&self.ty, text))
     }
@@ -216,7 +252,7 @@ impl ColumnBuilder {
         // A null in a row that was taken back leaves a bitmap with no null
         // in it; Arrow's builders would have made none.
         let nulls = self.nulls.finish().filter(|n| n.null_count() > 0);
-        let fresh = ColumnBuilder::new(&self.ty, capacity, bytes).values;
+        let fresh = ColumnBuilder::new(&self.ty, self.origin, capacity, bytes).values;
         Ok(match std::mem::replace(&mut self.values, fresh) {
             Values::Int(v) => Arc::new(Int64Array::new(v.into(), nulls)),
             Values::Float(v) => Arc::new(Float64Array::new(v.into(), nulls)),
@@ -259,7 +295,8 @@ impl BatchBuilder {
         let builders = columns
             .types
             .iter()
-            .map(|t| ColumnBuilder::new(t, capacity, capacity * 16))
+            .zip(&columns.origins)
+            .map(|(t, o)| ColumnBuilder::new(t, *o, capacity, capacity * 16))
             .collect();
         BatchBuilder {
             schema: columns.schema.clone(),
@@ -267,6 +304,12 @@ impl BatchBuilder {
             rows: 0,
             capacity,
         }
+    }
+
+    /// Parses `text` as column `column` reads it ([`parse_exact`] when its
+    /// type was inferred, else [`parse_text`]), without appending it.
+    pub fn parse(&self, column: usize, text: &str) -> Result<Cell, CellError> {
+        self.columns[column].parse(text)
     }
 
     /// Rows appended so far.
@@ -297,7 +340,7 @@ impl BatchBuilder {
     }
 
     /// Parses and appends one row of text cells, one per column in order,
-    /// `None` for a null, with the results of [`parse_text`].
+    /// `None` for a null, with the results of [`Self::parse`].
     ///
     /// Cells are parsed straight into the columns, which saves handing
     /// each value over through a scratch row; on the first bad cell the
@@ -373,21 +416,37 @@ mod tests {
         };
         vec![
             cell(&["abc", "", "é ü", " x "]),
-            cell(&["1", "-42", " 7 ", "99999999999999999999", "12a"]),
-            cell(&["1.5", "-0", "1e400", "NaN", "x"]),
-            cell(&["true", "F", "yes", "0", "maybe"]),
+            cell(&[
+                "1",
+                "-42",
+                " 7 ",
+                "99999999999999999999",
+                "12a",
+                "00501",
+                "+5",
+                "-0",
+            ]),
+            cell(&["1.5", "-0", "1e400", "NaN", "x", "1.50", "3", "3.0", "0.1"]),
+            cell(&["true", "F", "yes", "0", "maybe", "TRUE", "false"]),
             cell(&[
                 "2024-01-02 03:04:05",
                 "2024-02-30 00:00:00",
                 "2024-01-02 03:04:60",
             ]),
-            cell(&["2024-01-02T03:04:05Z", "2024-01-02 03:04:05+01:00", "soon"]),
+            cell(&[
+                "2024-01-02T03:04:05Z",
+                "2024-01-02 03:04:05+01:00",
+                "soon",
+                "2024-01-02T03:04:05.250Z",
+                "2024-01-02T03:04:05.250000Z",
+                "2024-01-02 03:04:05",
+            ]),
             cell(&["12.5", "-0.01", "123456789", "1.234", "."]),
             cell(&["4", "-99999999999999999999.123", "1.2"]),
         ]
     }
 
-    fn mixed_columns() -> Columns {
+    fn mixed_columns(origin: Origin) -> Columns {
         let types = [
             "string",
             "int64",
@@ -400,12 +459,26 @@ mod tests {
         ]
         .map(|t| ColumnType::parse(t).unwrap());
         let names = (0..types.len()).map(|i| format!("c{i}")).collect();
-        Columns::new(names, types.to_vec())
+        Columns::with_origins(names, types.to_vec(), vec![origin; types.len()])
     }
 
     #[test]
     fn text_rows_build_the_same_batch_as_parsed_cells() {
-        let columns = mixed_columns();
+        for (origin, parse) in [
+            (Origin::Declared, parse_text as fn(&ColumnType, &str) -> _),
+            (Origin::Inferred, parse_exact),
+        ] {
+            same_batch_as_parsed_cells(origin, parse);
+        }
+    }
+
+    /// Rows appended by [`BatchBuilder::append_text`], with its fast paths,
+    /// give the batch of the same rows whose cells were parsed by `parse`.
+    fn same_batch_as_parsed_cells(
+        origin: Origin,
+        parse: fn(&ColumnType, &str) -> Result<Cell, CellError>,
+    ) {
+        let columns = mixed_columns(origin);
         let mut rng = Rng::new(4);
         let mut direct = BatchBuilder::new(&columns, 16);
         let mut scratch = BatchBuilder::new(&columns, 16);
@@ -420,7 +493,7 @@ mod tests {
                     .enumerate()
                     .map(|(i, (text, ty))| match text {
                         None => Ok(Cell::Null),
-                        Some(t) => parse_text(ty, t).map_err(|e| (i, e)),
+                        Some(t) => parse(ty, t).map_err(|e| (i, e)),
                     })
                     .collect();
                 let got = direct.append_text(row.iter().map(Option::as_deref));
@@ -434,16 +507,16 @@ mod tests {
                 assert_eq!(direct.len(), scratch.len());
             }
             let (a, b) = (direct.finish().unwrap(), scratch.finish().unwrap());
-            assert_eq!(a, b, "round {round}");
+            assert_eq!(a, b, "{origin:?} round {round}");
             for (x, y) in a.columns().iter().zip(b.columns()) {
-                assert_eq!(x.nulls(), y.nulls(), "round {round}");
+                assert_eq!(x.nulls(), y.nulls(), "{origin:?} round {round}");
             }
         }
     }
 
     #[test]
     fn a_bad_cell_takes_its_row_back_out_of_every_column() {
-        let columns = mixed_columns();
+        let columns = mixed_columns(Origin::Declared);
         let mut b = BatchBuilder::new(&columns, 4);
         let good = [
             "a",

@@ -1,15 +1,16 @@
 //! A column's type inferred from a sample of its cells, text or JSON: the
-//! narrowest type that every value parses as, by the same parsers that
-//! later read the column.
+//! type whose serializers write every sampled value back exactly as it
+//! was written (see `exact.rs`), else `string`.
 
 use super::ColumnType;
-use super::cell::{looks_numeric, parse_int};
-use super::time::parse_timestamp;
+use super::exact::{exact_bool, exact_float, exact_int, exact_timestamp};
 
 /// Infers a column's type from sample values (nulls already removed):
-/// the narrowest of `bool`, `int64`, `float64`, `timestamp` that every value
-/// parses as, else `string`. Integers that do not fit `int64` make the column
-/// a `string`, so no digit is ever lost to a float.
+/// `bool`, `int64`, `float64` or `timestamp` when every text value is
+/// written exactly as that type's serializers write it back, else
+/// `string`. So `00501`, `+5`, `1e3`, `19.90`, `TRUE` or
+/// `2024-01-02 03:04:05` keep a column text: as a type they would be sent
+/// as other text. JSON numbers and booleans keep their JSON types.
 #[derive(Debug, Clone)]
 pub struct Inference {
     bool_ok: bool,
@@ -32,33 +33,31 @@ impl Default for Inference {
 }
 
 impl Inference {
-    /// Takes one non-null sample value into account.
+    /// Takes one non-null sample value of a text file into account.
+    ///
+    /// A candidate type is not checked again once a cell ruled it out, so
+    /// sampling a text column costs a few comparisons per cell.
     pub fn observe(&mut self, text: &str) {
         self.seen = true;
-        let t = text.trim();
         if self.bool_ok {
-            self.bool_ok = t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false");
+            self.bool_ok = exact_bool(text).is_some();
         }
         if self.int_ok {
-            match parse_int(t) {
-                Ok(_) => {}
-                Err(true) => {
-                    // An integer too big for int64: keep its digits as text.
-                    self.int_ok = false;
-                    self.float_ok = false;
-                }
-                Err(false) => self.int_ok = false,
-            }
+            // An integer too big for int64 is not written as a float
+            // either (it has no point): the column stays text, every
+            // digit kept.
+            self.int_ok = exact_int(text).is_ok();
         }
-        if self.float_ok && !self.int_ok {
-            self.float_ok = t.parse::<f64>().is_ok_and(f64::is_finite) && looks_numeric(t);
+        if self.float_ok {
+            self.float_ok = exact_float(text).is_some();
         }
         if self.timestamp_ok {
-            self.timestamp_ok = parse_timestamp(t, None).is_some();
+            self.timestamp_ok = exact_timestamp(text).is_some();
         }
     }
 
-    /// Takes a value seen as a JSON number into account.
+    /// Takes a value seen as a JSON number into account: JSON numbers stay
+    /// numbers, `int64` while every one is an integer that fits.
     pub fn observe_number(&mut self, number: &serde_json::Number) {
         self.seen = true;
         self.bool_ok = false;
@@ -91,14 +90,14 @@ impl Inference {
     }
 
     /// Takes a JSON string into account: it stays text unless every string
-    /// is a timestamp.
+    /// is a timestamp as the serializers write it back.
     pub fn observe_json_string(&mut self, text: &str) {
         self.seen = true;
         self.bool_ok = false;
         self.int_ok = false;
         self.float_ok = false;
         if self.timestamp_ok {
-            self.timestamp_ok = parse_timestamp(text.trim(), None).is_some();
+            self.timestamp_ok = exact_timestamp(text).is_some();
         }
     }
 
@@ -124,22 +123,44 @@ impl Inference {
 mod tests {
     use super::*;
 
+    fn infer(values: &[&str]) -> ColumnType {
+        let mut i = Inference::default();
+        values.iter().for_each(|v| i.observe(v));
+        i.result()
+    }
+
     #[test]
-    fn inference_picks_the_narrowest_type() {
-        let infer = |values: &[&str]| {
-            let mut i = Inference::default();
-            values.iter().for_each(|v| i.observe(v));
-            i.result()
-        };
+    fn inference_picks_the_type_every_value_is_written_as() {
         assert_eq!(infer(&["1", "-2"]), ColumnType::Int64);
-        assert_eq!(infer(&["1", "2.5"]), ColumnType::Float64);
-        assert_eq!(infer(&["true", "FALSE"]), ColumnType::Bool);
+        assert_eq!(infer(&["1.0", "2.5"]), ColumnType::Float64);
+        assert_eq!(infer(&["true", "false"]), ColumnType::Bool);
         assert_eq!(infer(&["1", "x"]), ColumnType::String);
         assert_eq!(
             infer(&["2024-01-01T00:00:00Z"]),
             ColumnType::Timestamp(None)
         );
-        assert_eq!(infer(&["99999999999999999999"]), ColumnType::String);
         assert_eq!(infer(&[]), ColumnType::String);
+    }
+
+    #[test]
+    fn json_numbers_keep_their_json_type() {
+        let number = |text: &str| serde_json::from_str::<serde_json::Number>(text).unwrap();
+        let infer_json = |values: &[&str]| {
+            let mut i = Inference::default();
+            values.iter().for_each(|v| i.observe_number(&number(v)));
+            i.result()
+        };
+        assert_eq!(infer_json(&["1", "-2"]), ColumnType::Int64);
+        assert_eq!(infer_json(&["1", "2.5"]), ColumnType::Float64);
+        assert_eq!(infer_json(&["18446744073709551615"]), ColumnType::String);
+        let mut i = Inference::default();
+        i.observe_json_string("00501");
+        assert_eq!(i.result(), ColumnType::String);
+        let mut i = Inference::default();
+        i.observe_json_string("2024-01-02 03:04:05");
+        assert_eq!(i.result(), ColumnType::String);
+        let mut i = Inference::default();
+        i.observe_json_string("2024-01-02T03:04:05Z");
+        assert_eq!(i.result(), ColumnType::Timestamp(None));
     }
 }

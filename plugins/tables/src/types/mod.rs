@@ -6,6 +6,9 @@
 //!   it is bad ([`CellError`]);
 //! * `time.rs`: timestamps ([`parse_timestamp`]), the common layouts by
 //!   hand and the rest by chrono;
+//! * `exact.rs`: the one spelling of each value, the text the serializers
+//!   write back ([`parse_exact`]): what inference accepts, and all an
+//!   inferred column ([`Origin::Inferred`]) reads;
 //! * `infer.rs`: a column's type from a sample of its cells ([`Inference`]);
 //! * `build.rs`: the Arrow columns a batch is assembled in
 //!   ([`BatchBuilder`]), a row kept whole or not at all.
@@ -15,6 +18,7 @@
 
 mod build;
 mod cell;
+mod exact;
 mod infer;
 mod time;
 
@@ -22,6 +26,7 @@ use arrow_schema::{DataType, TimeUnit};
 
 pub use self::build::{BatchBuilder, Columns};
 pub use self::cell::{Cell, CellError, parse_bytes, parse_text, shorten, utf8_error};
+pub use self::exact::{Origin, parse_exact};
 pub use self::infer::Inference;
 pub use self::time::parse_timestamp;
 
