@@ -539,3 +539,187 @@ fn zip_codes_keep_their_leading_zeros_in_the_value_and_the_key() {
     // A column every cell of which prints back the same stays a number.
     assert_eq!(got[0].1["population"], 10, "{}", got[0].1);
 }
+
+/// A Kafka, a registry, and a daemon run to its end with `source` (a
+/// drop-in) and the registry in its main file.
+fn run_with_registry(broker: &Broker, registry: &Registry, dir: &TempDir, source: String) {
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("source.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
+    let out = run_until_finished(&config, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[test]
+fn avro_flights_from_parquet_keep_timestamps_decimals_and_nulls() {
+    use arrow_array::{
+        ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int32Array, RecordBatch,
+        StringArray, TimestampMicrosecondArray,
+    };
+    let dir = TempDir::new("serializers-avro-parquet");
+    let Some(broker) = kafka(&dir) else {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    };
+    let registry = Registry::start(&broker, &dir);
+    let topic = broker.topic("flights");
+    let rows = 120usize;
+    let base = 1_717_200_000_000_000i64; // 2024-06-01T00:00:00Z in µs
+    let col = |a: ArrayRef| a;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "flight",
+            col(std::sync::Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("KL{:04}", 1000 + i)),
+            ))),
+        ),
+        (
+            "origin",
+            col(std::sync::Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["AMS", "CDG", "JFK"][i % 3]),
+            ))),
+        ),
+        (
+            "dep_time",
+            col(std::sync::Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|i| base + i as i64 * 600_000_000),
+                )
+                .with_timezone("UTC"),
+            )),
+        ),
+        (
+            "delay_min",
+            col(std::sync::Arc::new(
+                (0..rows)
+                    .map(|i| (i % 4 != 0).then_some(i as i32 % 90 - 10))
+                    .collect::<Int32Array>(),
+            )),
+        ),
+        (
+            "distance_km",
+            col(std::sync::Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|i| 300.5 + i as f64),
+            ))),
+        ),
+        (
+            "cancelled",
+            col(std::sync::Arc::new(BooleanArray::from_iter(
+                (0..rows).map(|i| Some(i % 17 == 0)),
+            ))),
+        ),
+        (
+            "fare",
+            col(std::sync::Arc::new(
+                Decimal128Array::from_iter_values((0..rows).map(|i| 9_999 + i as i128 * 101))
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            )),
+        ),
+    ])
+    .unwrap();
+    let path = dir.join("flights.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let source = format!(
+        "[[source]]\nname = \"flights\"\ntype = \"parquet\"\ntopic = {}\nkey = \"flight\"\n\
+         format = \"avro\"\npath = {}\n",
+        toml_str(&topic),
+        toml_str(path.to_str().unwrap())
+    );
+    run_with_registry(&broker, &registry, &dir, source);
+    let decoded = registry.decode(&broker, &topic, rows, false);
+    assert_eq!(decoded.len(), rows);
+    for r in &decoded {
+        let v = &r["value"];
+        let i: usize = v["flight"].as_str().unwrap()[2..].parse::<usize>().unwrap() - 1000;
+        assert_eq!(r["key"], v["flight"], "{r}");
+        assert_eq!(v["origin"], ["AMS", "CDG", "JFK"][i % 3], "{r}");
+        let dep = v["dep_time"].as_str().unwrap();
+        assert_eq!(
+            chrono_free_millis(dep),
+            (base + i as i64 * 600_000_000) / 1000,
+            "{r}"
+        );
+        if i.is_multiple_of(4) {
+            assert!(v["delay_min"].is_null(), "{r}");
+        } else {
+            assert_eq!(v["delay_min"], i as i64 % 90 - 10, "{r}");
+        }
+        assert_eq!(v["distance_km"], 300.5 + i as f64, "{r}");
+        assert_eq!(v["cancelled"], i.is_multiple_of(17), "{r}");
+        let cents = 9_999 + i as i64 * 101;
+        assert_eq!(
+            v["fare"],
+            format!("{}.{:02}", cents / 100, cents % 100),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn avro_nginx_lines_carry_their_own_time_and_typed_status() {
+    let dir = TempDir::new("serializers-avro-logs");
+    let Some(broker) = kafka(&dir) else {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    };
+    let registry = Registry::start(&broker, &dir);
+    let topic = broker.topic("access");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines = 50u32;
+    let mut text = String::new();
+    for i in 0..lines {
+        text.push_str(&format!(
+            "10.0.0.{} - - [10/Oct/2000:13:{:02}:36 -0700] \"GET /item/{i} HTTP/1.1\" {} {} \"-\" \"curl/8\"\n",
+            i % 250,
+            i % 60,
+            if i % 5 == 0 { 404 } else { 200 },
+            100 + i
+        ));
+    }
+    std::fs::write(logs.join("access.log"), text).unwrap();
+    let source = format!(
+        "{}format = \"avro\"\nparser = \"nginx_combined\"\nread_from = \"beginning\"\n\
+         timestamp = \"time_local\"\n",
+        logfile_source(
+            "access",
+            &topic,
+            logs.join("access.log").to_str().unwrap(),
+            ""
+        )
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("source.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let decoded = registry.decode(&broker, &topic, lines as usize, false);
+    daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert_eq!(decoded.len(), lines as usize);
+    for r in &decoded {
+        let v = &r["value"];
+        let path = v["path"].as_str().unwrap();
+        let i: u32 = path.rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(
+            v["status"],
+            if i.is_multiple_of(5) { 404 } else { 200 },
+            "{r}"
+        );
+        assert_eq!(v["body_bytes_sent"], 100 + i, "{r}");
+        // 13:MM:36 -0700 is 20:MM:36 UTC.
+        let t = v["time_local"].as_str().unwrap();
+        assert!(
+            t.starts_with(&format!("2000-10-10T20:{:02}:36", i % 60)),
+            "{r}"
+        );
+    }
+}
