@@ -44,7 +44,8 @@ pub fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<Con
     let Some(plugin) = registry.get(&source.source_type) else {
         return errors;
     };
-    let json = serde_json::Value::Object(source.options.clone()).to_string();
+    let declares = |key: &str| info.options.iter().any(|o| o.name == key);
+    let json = serde_json::Value::Object(source.plugin_options(declares)).to_string();
     for issue in plugin.validate(&source.source_type, &source.name, &json) {
         let location = issue
             .key

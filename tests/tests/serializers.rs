@@ -215,7 +215,8 @@ fn a_topic_template_headers_and_a_timestamp_column_shape_each_record_from_its_ro
     let source = format!(
         "[[source]]\nname = \"logs\"\ntype = \"datagen\"\nkind = \"logs\"\n\
          topic = {}\nheaders = [\"request_id\", \"module\"]\ntimestamp = \"timestamp\"\n\
-         rename = {{ message = \"msg\" }}\ncount = {count}\nrate_per_sec = 5000\nseed = 3\n",
+         rename = {{ message = \"msg\" }}\nexclude = [\"user_id\"]\n\
+         count = {count}\nrate_per_sec = 5000\nseed = 3\n",
         toml_str(&format!("{prefix}.{{level}}"))
     );
     let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("logs.toml", source);
@@ -255,6 +256,7 @@ fn a_topic_template_headers_and_a_timestamp_column_shape_each_record_from_its_ro
             "{}",
             r.value
         );
+        assert!(r.value.get("user_id").is_none(), "{}", r.value);
     }
     assert!(per_topic.len() >= 3, "{per_topic:?}");
 }

@@ -364,6 +364,10 @@ pub struct Shape {
     pub timestamp: Option<String>,
     /// Columns of the value renamed: `old = "new"`.
     pub rename: BTreeMap<String, String>,
+    /// `include`: the only columns the value carries, in this order.
+    pub include: Option<Vec<String>>,
+    /// `exclude`: columns the value leaves out.
+    pub exclude: Vec<String>,
 }
 
 /// A `topic` with column names in braces (`"applog.{level}"`): each
@@ -436,6 +440,53 @@ impl TopicTemplate {
 
 /// Default of `max_topics`.
 pub const DEFAULT_MAX_TOPICS: usize = 100;
+
+/// Keys `include` and `exclude`: which columns the value carries. They are
+/// the plugin's own when it declares an option of that name (`logfile`'s
+/// file globs); then the value keeps every column.
+pub const VALUE_COLUMN_KEYS: [&str; 2] = ["include", "exclude"];
+
+impl SourceConfig {
+    /// The options the plugin gets: every plugin key, less `include` and
+    /// `exclude` when the plugin does not declare them (they are the
+    /// host's then).
+    pub fn plugin_options(
+        &self,
+        declares: impl Fn(&str) -> bool,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut options = self.options.clone();
+        for key in VALUE_COLUMN_KEYS {
+            if !declares(key) {
+                options.remove(key);
+            }
+        }
+        options
+    }
+
+    /// The value's columns as `include` and `exclude` choose them, when
+    /// they are the host's keys: `include` (in its order) or every column,
+    /// less `exclude`.
+    pub fn value_columns(
+        &self,
+        declares: impl Fn(&str) -> bool,
+    ) -> (Option<Vec<String>>, Vec<String>) {
+        let list = |key: &str| -> Option<Vec<String>> {
+            if declares(key) {
+                return None;
+            }
+            self.options
+                .get(key)
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+        };
+        (list("include"), list("exclude").unwrap_or_default())
+    }
+}
 
 impl Shape {
     /// Whether records carry more than key and value.

@@ -87,7 +87,25 @@ pub fn check_plugin_options(
 
     for (option, value) in &source.options {
         let key = Some(source_key(&label, option));
-        let Some(declared) = schema.iter().find(|declared| declared.name == *option) else {
+        let declared = schema.iter().find(|declared| declared.name == *option);
+        if declared.is_none() && super::VALUE_COLUMN_KEYS.contains(&option.as_str()) {
+            // The host's `include`/`exclude`: a list of column names.
+            let names = value
+                .as_array()
+                .is_some_and(|a| a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+            if !names {
+                errors.push(ConfigError::new(
+                    at(option),
+                    key,
+                    format!(
+                        "expected an array of column names, found {}",
+                        describe(value)
+                    ),
+                ));
+            }
+            continue;
+        }
+        let Some(declared) = declared else {
             let message = if schema.is_empty() {
                 format!("unknown option; plugin `{plugin}` takes no options")
             } else {
@@ -250,6 +268,40 @@ mod tests {
                 "/t.toml:8:1: `source[orders].ratee`: unknown option for plugin `datagen`; known options: rate_per_sec, count, mode, path",
             ]
         );
+    }
+
+    #[test]
+    fn include_and_exclude_are_the_hosts_column_lists_unless_the_plugin_declares_them() {
+        let base = "rate_per_sec = 5\npath = \"/x\"\n";
+        assert!(
+            check(
+                &format!("{base}include = [\"a\", \"b\"]\nexclude = [\"c\"]\n"),
+                &schema(&[])
+            )
+            .is_empty()
+        );
+        let errors = check(&format!("{base}include = \"a\"\n"), &schema(&[]));
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:7:1: `source[orders].include`: expected an array of column names, found a string"
+            ]
+        );
+        let config = parse(&format!(
+            "{SOURCE}{base}include = [\"a\"]\nexclude = [\"b\"]\n"
+        ))
+        .unwrap();
+        let source = &config.sources[0];
+        let host = |_: &str| false;
+        assert!(!source.plugin_options(host).contains_key("include"));
+        assert_eq!(
+            source.value_columns(host),
+            (Some(vec!["a".to_owned()]), vec!["b".to_owned()])
+        );
+        // A plugin that declares `include` (logfile's globs) keeps it.
+        let plugin = |k: &str| k == "include";
+        assert!(source.plugin_options(plugin).contains_key("include"));
+        assert_eq!(source.value_columns(plugin), (None, vec!["b".to_owned()]));
     }
 
     #[test]

@@ -285,7 +285,17 @@ impl SourceThread {
         notices: Notices,
     ) -> Result<(), SourceError> {
         let _span = self.span.clone().entered();
-        let config_json = serde_json::Value::Object(self.config.options.clone()).to_string();
+        let declared: Vec<String> = self
+            .plugin
+            .source_types
+            .iter()
+            .find(|t| t.name == self.config.source_type)
+            .map(|t| t.options.iter().map(|o| o.name.clone()).collect())
+            .unwrap_or_default();
+        let declares = |key: &str| declared.iter().any(|d| d == key);
+        let config_json =
+            serde_json::Value::Object(self.config.plugin_options(declares)).to_string();
+        let (include, exclude) = self.config.value_columns(declares);
         let mut instance = match PluginInstance::create(
             self.plugin.clone(),
             &self.config.source_type,
@@ -314,13 +324,13 @@ impl SourceThread {
                 return Ok(());
             }
         };
-        let serializer = RecordSerializer::with_shape(
-            self.config.format.clone(),
-            key,
-            avro,
-            self.config.shape.clone(),
-        )
-        .with_topics(self.config.topic_template.clone());
+        let shape = crate::config::Shape {
+            include,
+            exclude,
+            ..self.config.shape.clone()
+        };
+        let serializer = RecordSerializer::with_shape(self.config.format.clone(), key, avro, shape)
+            .with_topics(self.config.topic_template.clone());
         let _ = loop_tx.send(self.produce(&mut instance, &serializer, &notices));
         let mut result = Ok(());
         while let Ok(committed) = notices.recv() {

@@ -528,8 +528,10 @@ impl RecordSerializer {
         Ok(())
     }
 
-    /// The batch the value is made of: columns renamed by `rename`.
-    fn value_batch(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    /// The batch the value is made of: the columns `include` and
+    /// `exclude` choose, renamed by `rename`.
+    fn value_batch(&self, batch: &RecordBatch) -> Result<RecordBatch, SerializeError> {
+        let batch = &self.value_columns(batch)?;
         if self.shape.rename.is_empty() {
             return Ok(batch.clone());
         }
@@ -542,13 +544,43 @@ impl RecordSerializer {
                 None => f.clone(),
             })
             .collect();
-        RecordBatch::try_new(
+        Ok(RecordBatch::try_new(
             Arc::new(arrow_schema::Schema::new_with_metadata(
                 fields,
                 batch.schema().metadata().clone(),
             )),
             batch.columns().to_vec(),
-        )
+        )?)
+    }
+
+    /// `include` (in its order) or every column, less `exclude`. A column
+    /// `include` names that the rows lack is an error; `exclude` may name
+    /// columns some files do not have.
+    fn value_columns(&self, batch: &RecordBatch) -> Result<RecordBatch, SerializeError> {
+        if self.shape.include.is_none() && self.shape.exclude.is_empty() {
+            return Ok(batch.clone());
+        }
+        let schema = batch.schema();
+        let indices: Vec<usize> = match &self.shape.include {
+            Some(include) => include
+                .iter()
+                .map(|c| {
+                    schema
+                        .index_of(c)
+                        .map_err(|_| SerializeError::MissingColumn {
+                            what: "include",
+                            column: c.clone(),
+                            available: column_names(batch),
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            None => (0..schema.fields().len()).collect(),
+        };
+        let indices: Vec<usize> = indices
+            .into_iter()
+            .filter(|&i| !self.shape.exclude.contains(schema.field(i).name()))
+            .collect();
+        Ok(batch.project(&indices)?)
     }
 }
 
@@ -803,6 +835,39 @@ mod tests {
         // The value still carries every column.
         let v: serde_json::Value = serde_json::from_slice(s.value(0)).unwrap();
         assert_eq!(v["customer_id"], "C-1");
+    }
+
+    #[test]
+    fn include_picks_and_orders_the_value_columns_and_exclude_drops_some() {
+        let value = |shape: Shape| -> String {
+            let s = shaped(shape).serialize(&batch()).unwrap();
+            String::from_utf8(s.value(0).to_vec()).unwrap()
+        };
+        let v = value(Shape {
+            include: Some(vec!["total".into(), "seq".into()]),
+            ..Shape::default()
+        });
+        assert_eq!(v, r#"{"total":1.5,"seq":0}"#);
+        let v = value(Shape {
+            exclude: vec!["customer_id".into(), "not_there".into()],
+            ..Shape::default()
+        });
+        assert_eq!(v, r#"{"seq":0,"total":1.5,"qty":1}"#);
+        let err = shaped(Shape {
+            include: Some(vec!["nope".into()]),
+            ..Shape::default()
+        })
+        .serialize(&batch())
+        .unwrap_err();
+        assert!(err.to_string().contains("include column `nope`"), "{err}");
+        // The key still comes from the whole row.
+        let s = shaped(Shape {
+            exclude: vec!["customer_id".into()],
+            ..Shape::default()
+        })
+        .serialize(&batch())
+        .unwrap();
+        assert_eq!(s.key(0), Some(&b"C-1"[..]));
     }
 
     #[test]
