@@ -725,3 +725,47 @@ fn avro_nginx_lines_carry_their_own_time_and_typed_status() {
         );
     }
 }
+
+#[test]
+fn avro_rows_the_registry_refuses_go_to_the_dead_letter_topic_by_policy() {
+    let dir = TempDir::new("serializers-avro-dead-letters");
+    let Some(broker) = kafka(&dir) else {
+        eprintln!("no Apache Kafka here: nothing to test");
+        return;
+    };
+    let registry = Registry::start(&broker, &dir);
+    let (topic, dlq) = (broker.topic("people"), broker.topic("people-dlq"));
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("a.csv"), "seq,name\n0,ann\n1,bob\n").unwrap();
+    let source = format!(
+        "[[source]]\nname = \"people\"\ntype = \"csv\"\ntopic = {}\nformat = \"avro\"\n\
+         spool_dir = {}\nsettle_ms = 0\non_error = \"dead_letter\"\ndead_letter_topic = {}\n",
+        toml_str(&topic),
+        toml_str(spool.to_str().unwrap()),
+        toml_str(&dlq)
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("people.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n{}", registry.main_section())).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    assert_eq!(registry.decode(&broker, &topic, 2, false).len(), 2);
+    // A column without a default: the registry refuses the schema; the
+    // rows go to the dead-letter topic as JSON and the source goes on.
+    std::fs::write(spool.join("b.csv"), "seq,name,email\n2,cid,c@x\n").unwrap();
+    let letters = raw_values(&broker.bootstrap(), &dlq, 1);
+    assert_eq!(letters.len(), 1, "no dead letter:\n{}", daemon.log_text());
+    let letter: Value = serde_json::from_slice(&letters[0]).unwrap();
+    assert_eq!(letter["email"], "c@x", "{letter}");
+    std::fs::write(spool.join("c.csv"), "seq,name\n3,dan\n").unwrap();
+    let decoded = registry.decode(&broker, &topic, 3, false);
+    assert_eq!(decoded.len(), 3, "{decoded:?}");
+    assert_eq!(decoded[2]["value"]["name"], "dan");
+    assert!(
+        !daemon.log_text().contains("restarting"),
+        "{}",
+        daemon.log_text()
+    );
+    daemon.sigterm_and_wait(Duration::from_secs(30));
+}

@@ -188,7 +188,7 @@ pub async fn run_once(
         write_to_ack: crate::metrics::global().write_to_ack(&ctx.config.name),
         transactions,
         record_limit: ctx.record_limit.clone(),
-        too_large: too_large::Policy::of(&ctx.config.options),
+        on_error: too_large::Policy::of(&ctx.config.options),
         schema_registry: ctx.schema_registry.clone(),
         kafka: ctx.kafka.clone(),
         runtime: tokio::runtime::Handle::current(),
@@ -263,7 +263,7 @@ struct SourceThread {
     transactions: Option<Transactions>,
     /// The largest record the topic takes, and what an oversized one gets.
     record_limit: crate::producer::RecordLimit,
-    too_large: too_large::Policy,
+    on_error: too_large::Policy,
     schema_registry: Option<crate::config::SchemaRegistryConfig>,
     kafka: Arc<crate::producer::Kafka>,
     /// Runs topic creation (async admin calls) from this thread.
@@ -488,6 +488,18 @@ impl SourceThread {
         }
         let serialized = match serializer.serialize(&batch.records) {
             Ok(s) => s,
+            // A schema the registry refuses for good: with `on_error =
+            // "dead_letter"` the batch's rows go to the dead-letter topic
+            // (as JSON, with the registry's answer) and the source goes on.
+            Err(serialize::SerializeError::Registry { subject, source })
+                if source.is_permanent() && self.on_error == too_large::Policy::DeadLetter =>
+            {
+                let as_json = RecordSerializer::new(crate::config::Format::Json, None, None)
+                    .serialize(&batch.records)?;
+                let all: Vec<usize> = (0..as_json.len()).collect();
+                let why = Aside::Registry(format!("schema for subject `{subject}`: {source}"));
+                return self.send_aside(&batch, &as_json, &all, why, senders);
+            }
             Err(e) => {
                 telemetry::emit(RecordsFailed {
                     source: &self.config.name,
@@ -631,7 +643,8 @@ impl SourceThread {
             .topic_template
             .as_ref()
             .map_or(0, |t| t.max_topics);
-        let reason = |i: usize| match why {
+        let reason = |i: usize| match &why {
+            Aside::Registry(message) => format!("row {i} of the batch: {message}"),
             Aside::TooLarge => too_large::reason(serialized, i, i, limit),
             Aside::TooManyTopics => format!(
                 "row {i} of the batch is for topic `{}`, beyond the source's max_topics = \
@@ -640,7 +653,7 @@ impl SourceThread {
             ),
         };
         let class = why.class();
-        match self.too_large {
+        match self.on_error {
             too_large::Policy::Fail => {
                 telemetry::emit(RecordsFailed {
                     source: &self.config.name,
@@ -648,6 +661,7 @@ impl SourceThread {
                     count: aside.len() as u64,
                 });
                 return Err(match why {
+                    Aside::Registry(message) => SourceError::Internal(message),
                     Aside::TooLarge => SourceError::TooLarge {
                         topic: self.config.topic.clone(),
                         reason: reason(aside[0]),
@@ -874,8 +888,10 @@ struct Senders {
 }
 
 /// Why records are set aside rather than sent to their topic.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Aside {
+    /// The schema registry refused their schema (its answer).
+    Registry(String),
     /// Larger than Kafka accepts.
     TooLarge,
     /// For a topic beyond `max_topics`.
@@ -883,8 +899,9 @@ enum Aside {
 }
 
 impl Aside {
-    fn class(self) -> &'static str {
+    fn class(&self) -> &'static str {
         match self {
+            Aside::Registry(_) => "schema_registry",
             Aside::TooLarge => too_large::CLASS,
             Aside::TooManyTopics => "too_many_topics",
         }
