@@ -769,3 +769,155 @@ fn avro_rows_the_registry_refuses_go_to_the_dead_letter_topic_by_policy() {
     );
     daemon.sigterm_and_wait(Duration::from_secs(30));
 }
+
+/// A registry stand-in served over TLS by Python's `http.server`: it
+/// answers `POST /subjects/*/versions` with id 42 when the basic
+/// credentials are `reg:s3cret`, 401 otherwise, and logs each request's
+/// path and Authorization header. It checks the transport and the
+/// credentials, which the real registry above runs without. Stopped (by
+/// its PID) when dropped.
+struct TlsRegistry {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl TlsRegistry {
+    fn start(dir: &TempDir) -> (TlsRegistry, std::path::PathBuf) {
+        let certs = dir.join("certs");
+        let ca = Ca::new(&certs, "registry-ca");
+        ca.server_cert(&certs, &["IP:127.0.0.1"]);
+        let port = free_port();
+        let log = dir.join("registry-requests.log");
+        let script = format!(
+            r#"
+import base64, http.server, json, ssl
+LOG = {log:?}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        auth = self.headers.get("Authorization", "")
+        with open(LOG, "a") as f:
+            f.write(self.path + " " + auth + "\n")
+        ok = auth == "Basic " + base64.b64encode(b"reg:s3cret").decode()
+        json.loads(body)["schema"]
+        reply = json.dumps({{"id": 42}} if ok else {{"error_code": 401, "message": "bad credentials"}}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain({crt:?}, {key:?})
+s = http.server.HTTPServer(("127.0.0.1", {port}), H)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"#,
+            log = log.to_str().unwrap(),
+            crt = certs.join("server.crt").to_str().unwrap(),
+            key = certs.join("server.key").to_str().unwrap(),
+        );
+        let child = Command::new("python3")
+            .args(["-c", &script])
+            .spawn()
+            .expect("start the TLS registry stand-in");
+        let url = format!("https://127.0.0.1:{port}");
+        assert!(
+            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "the TLS registry stand-in did not listen"
+        );
+        (TlsRegistry { child, url, log }, ca.cert)
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn avro_registers_over_tls_with_a_private_ca_and_basic_credentials_from_the_environment() {
+    if !openssl_available() {
+        eprintln!("no openssl here: nothing to test");
+        return;
+    }
+    let dir = TempDir::new("serializers-avro-tls");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let (registry, ca) = TlsRegistry::start(&dir);
+    let topic = broker.topic("secure");
+    let source = datagen_source("secure", &topic, 20, 1_000, 5)
+        .replace("format = \"json\"", "format = \"avro\"");
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("secure.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[schema_registry]\nurl = {}\nusername = \"reg\"\npassword = \"${{env:SR_PASSWORD}}\"\nca_file = {}\n",
+            toml_str(&registry.url),
+            toml_str(ca.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    let out = Command::new(daemon_bin())
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--exit-when-finished",
+        ])
+        .env("SR_PASSWORD", "s3cret")
+        .output()
+        .expect("run the daemon");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let values = raw_values(&broker.bootstrap(), &topic, 20);
+    assert_eq!(values.len(), 20);
+    for v in &values {
+        assert_eq!(
+            &v[..5],
+            &[0, 0, 0, 0, 42],
+            "Confluent framing with the registry's id"
+        );
+    }
+    let requests = std::fs::read_to_string(&registry.log).unwrap();
+    assert!(
+        requests.starts_with(&format!(
+            "/subjects/{topic}-value/versions Basic cmVnOnMzY3JldA=="
+        )),
+        "{requests}"
+    );
+    // The wrong password: refused for good, named, nothing sent.
+    let topic2 = broker.topic("secure2");
+    // Another source (its own offsets) on another topic.
+    let dropin = dir.join("conf.d/secure.toml");
+    let text = std::fs::read_to_string(&dropin)
+        .unwrap()
+        .replace(&topic, &topic2)
+        .replace("name = \"secure\"", "name = \"secure2\"");
+    std::fs::write(&dropin, text).unwrap();
+    let out = Command::new(daemon_bin())
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--exit-when-finished",
+        ])
+        .env("SR_PASSWORD", "wrong")
+        .output()
+        .expect("run the daemon");
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("HTTP 401") && text.contains("bad credentials"),
+        "{text}"
+    );
+    assert!(!text.contains("restarting"), "{text}");
+}
