@@ -843,6 +843,20 @@ impl Drop for TlsRegistry {
     }
 }
 
+/// Runs the daemon on `config` to its end with `SR_PASSWORD` set.
+fn run_with_password(config: &std::path::Path, password: &str) -> std::process::Output {
+    Command::new(daemon_bin())
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--exit-when-finished",
+        ])
+        .env("SR_PASSWORD", password)
+        .output()
+        .expect("run the daemon")
+}
+
 #[test]
 fn avro_registers_over_tls_with_a_private_ca_and_basic_credentials_from_the_environment() {
     if !openssl_available() {
@@ -867,16 +881,7 @@ fn avro_registers_over_tls_with_a_private_ca_and_basic_credentials_from_the_envi
         ),
     )
     .unwrap();
-    let out = Command::new(daemon_bin())
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--exit-when-finished",
-        ])
-        .env("SR_PASSWORD", "s3cret")
-        .output()
-        .expect("run the daemon");
+    let out = run_with_password(&config, "s3cret");
     assert!(out.status.success(), "{}", output_text(&out));
     let values = raw_values(&broker.bootstrap(), &topic, 20);
     assert_eq!(values.len(), 20);
@@ -903,16 +908,7 @@ fn avro_registers_over_tls_with_a_private_ca_and_basic_credentials_from_the_envi
         .replace(&topic, &topic2)
         .replace("name = \"secure\"", "name = \"secure2\"");
     std::fs::write(&dropin, text).unwrap();
-    let out = Command::new(daemon_bin())
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--exit-when-finished",
-        ])
-        .env("SR_PASSWORD", "wrong")
-        .output()
-        .expect("run the daemon");
+    let out = run_with_password(&config, "wrong");
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
