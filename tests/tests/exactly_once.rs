@@ -166,8 +166,13 @@ fn a_second_daemon_with_the_same_source_fences_the_first_for_good() {
         let (va, vb) = (orders(&a.http), orders(&b.http));
         assert_eq!(va["state"], "failed", "A came back: {va}");
         assert_eq!(va["restarts"], 0, "{va}");
+        // B may still be starting (reading the offsets topic) when A
+        // notices it was fenced; it must never fail or restart.
         assert!(
-            matches!(vb["state"].as_str(), Some("running" | "finished")),
+            matches!(
+                vb["state"].as_str(),
+                Some("starting" | "running" | "finished")
+            ),
             "B: {vb}\n{}",
             daemon_b.log_text()
         );
