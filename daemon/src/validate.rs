@@ -7,11 +7,27 @@ use crate::plugin::PluginRegistry;
 
 /// Every problem of every source, in config order.
 pub fn check_sources(config: &Config, registry: &PluginRegistry) -> Vec<ConfigError> {
-    config
+    let mut errors: Vec<ConfigError> = config
         .sources
         .iter()
         .flat_map(|s| check_source(s, registry))
-        .collect()
+        .collect();
+    // Sources left out for other errors: their type is still checked, so a
+    // misspelt plugin name is never hidden behind another mistake.
+    for t in &config.types {
+        let checked = config
+            .sources
+            .iter()
+            .any(|s| config::source_label(&s.name) == t.source);
+        if !checked && registry.source_type(&t.source_type).is_none() {
+            errors.push(ConfigError::new(
+                Some(t.location.clone()),
+                Some(config::source_key(&t.source, "type")),
+                missing_plugin_message(&t.source_type, registry),
+            ));
+        }
+    }
+    errors
 }
 
 /// Every problem of one source.
@@ -68,7 +84,8 @@ pub fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<Con
 fn missing_plugin_message(source_type: &str, registry: &PluginRegistry) -> String {
     let known: Vec<&str> = registry.type_names().collect();
     let mut message = format!(
-        "no plugin provides source type `{source_type}` (available: {})",
+        "no plugin provides source type `{source_type}`{} (available: {})",
+        crate::config::did_you_mean(source_type, known.iter().copied()),
         if known.is_empty() {
             "none".to_owned()
         } else {

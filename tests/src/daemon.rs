@@ -150,6 +150,21 @@ pub fn run_until_finished(config: &std::path::Path, timeout: Duration) -> Output
 /// Runs a one-shot `tributary <args>` (e.g. `validate --config x`) and returns
 /// its output.
 ///
+/// `tributary validate --config CONFIG`, which must refuse the
+/// configuration (exit code 2); its output.
+///
+/// # Panics
+/// If it exits otherwise.
+pub fn validate_refuses(config: &std::path::Path) -> String {
+    let out = run_cli(
+        &["validate".as_ref(), "--config".as_ref(), config.as_os_str()],
+        Duration::from_secs(30),
+    );
+    let text = crate::output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    text
+}
+
 /// # Panics
 /// If the command does not exit within `timeout` (it is then killed): a CLI
 /// that hangs is a bug the test should report, not wait out.

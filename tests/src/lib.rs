@@ -49,7 +49,7 @@ pub use broker::{
 };
 pub use checks::{committed_seq, output_text, pick, test_seed, wait_until};
 pub use config::{ConfigSpec, datagen_source, toml_str, write_config};
-pub use daemon::{Daemon, run_cli, run_until_finished};
+pub use daemon::{Daemon, run_cli, run_until_finished, validate_refuses};
 pub use http::{HttpReply, http_get, http_request, metric_value, read_reply, url_encode};
 pub use kafka::{
     KAFKA_ENV, KafkaBroker, SecureListeners, kafka_available, kafka_script, shared_kafka,

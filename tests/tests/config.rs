@@ -53,6 +53,31 @@ fn config_errors_name_file_line_and_key() {
 }
 
 #[test]
+fn misspelt_keys_and_types_get_suggestions_and_an_unknown_type_is_never_hidden() {
+    let dir = TempDir::new("config-suggestions");
+    let spec = ConfigSpec::new("127.0.0.1:1", dir.path())
+        .drop_in(
+            "10-typo.toml",
+            "[[source]]\nname = \"a\"\ntype = \"csv\"\ntopic = \"a\"\npath = \"/tmp/a.csv\"\n\
+             delimter = \";\"\n",
+        )
+        .drop_in(
+            // Another error in the same source used to hide the type.
+            "20-type.toml",
+            "[[source]]\nname = \"b\"\ntype = \"csvv\"\ntopic = \"b\"\ndelivery = \"twice\"\n",
+        );
+    let config = write_config(dir.path(), &spec);
+    let text = validate_refuses(&config);
+    for expected in [
+        "`source[a].delimter`: unknown option for plugin `csv` (did you mean `delimiter`?)",
+        "`source[b].delivery`: expected one of: at_least_once, exactly_once",
+        "`source[b].type`: no plugin provides source type `csvv` (did you mean `csv`?)",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
 fn shipped_configs_are_valid() {
     let root = target_dir()
         .parent()

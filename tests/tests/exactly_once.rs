@@ -85,12 +85,7 @@ fn exactly_once_needs_the_kafka_offset_store() {
     let spec = ConfigSpec::new("127.0.0.1:9", dir.path())
         .drop_in("orders.toml", exactly_once_datagen("orders", 10, 10));
     let config = write_config(dir.path(), &spec);
-    let out = run_cli(
-        &["validate".as_ref(), "--config".as_ref(), config.as_os_str()],
-        Duration::from_secs(30),
-    );
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let text = validate_refuses(&config);
     assert!(
         text.contains("conf.d/orders.toml:11")
             && text.contains("source[orders].delivery")

@@ -183,6 +183,7 @@ struct Loader<'a> {
     plugins: PluginsConfig,
     schema_registry: Option<super::SchemaRegistryConfig>,
     sources: Vec<SourceConfig>,
+    types: Vec<super::TypeRef>,
     /// Where each source name was first defined, to point duplicates at it.
     names: BTreeMap<String, Location>,
     /// The main file's `conf_dir`, relative to its directory.
@@ -203,6 +204,7 @@ impl<'a> Loader<'a> {
             plugins: PluginsConfig::default(),
             schema_registry: None,
             sources: Vec::new(),
+            types: Vec::new(),
             names: BTreeMap::new(),
             conf_dir_setting: None,
             errors: Vec::new(),
@@ -254,6 +256,7 @@ impl<'a> Loader<'a> {
             plugins: self.plugins,
             schema_registry: self.schema_registry,
             sources: self.sources,
+            types: self.types,
         };
         (config, self.errors)
     }
@@ -305,6 +308,7 @@ impl<'a> Loader<'a> {
         let mut sources = Sources {
             list: &mut self.sources,
             names: &mut self.names,
+            types: &mut self.types,
         };
         let mut conf_dir_setting = None;
         for (key, key_span, item) in entries(doc.as_table()) {
@@ -573,9 +577,9 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
-                "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key; expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
-                "DIR/tributary.toml:6:2: `htpp`: unknown key; expected one of: conf_dir, kafka, offsets, http, plugins, schema_registry, source",
+                "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key (did you mean `bootstrap_servers`?); expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
+                "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key (did you mean `topic_partitions`?); expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
+                "DIR/tributary.toml:6:2: `htpp`: unknown key (did you mean `http`?); expected one of: conf_dir, kafka, offsets, http, plugins, schema_registry, source",
             ]
         );
     }

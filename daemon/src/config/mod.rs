@@ -21,6 +21,7 @@ mod sections;
 mod sources;
 mod span;
 mod subst;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +30,31 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use plugin_options::{OptionSchema, check_plugin_options};
+pub use suggest::did_you_mean;
+
+/// The keys of a `[[source]]` the daemon reads itself; every other key is
+/// the plugin's.
+pub const SOURCE_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "topic",
+    "key",
+    "dead_letter_topic",
+    "format",
+    "value_column",
+    "enabled",
+    "delivery",
+    "transaction_interval_ms",
+    "transaction_max_records",
+    "avro_record_name",
+    "avro_namespace",
+    "subject_name_strategy",
+    "key_format",
+    "headers",
+    "timestamp",
+    "rename",
+    "max_topics",
+];
 
 /// Where the daemon looks for its main file when none is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/tributary/tributary.toml";
@@ -85,6 +111,20 @@ pub struct Config {
     /// Sources in file order: main file first, then drop-ins lexically.
     /// Names are unique.
     pub sources: Vec<SourceConfig>,
+    /// The `type` of every `[[source]]` read, including those left out of
+    /// `sources` for other errors.
+    pub types: Vec<TypeRef>,
+}
+
+/// Where a `[[source]]` names its plugin's source type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRef {
+    /// `source[<name>]` (or `source[#n]`).
+    pub source: String,
+    /// The type written.
+    pub source_type: String,
+    /// Where its value is.
+    pub location: Location,
 }
 
 /// `[kafka]`: how to reach the cluster and how to create topics.

@@ -110,8 +110,16 @@ pub fn check_plugin_options(
                 format!("unknown option; plugin `{plugin}` takes no options")
             } else {
                 let known: Vec<&str> = schema.iter().map(|declared| declared.name).collect();
+                // A misspelt common key lands here too.
+                let hint = super::suggest::did_you_mean(
+                    option,
+                    known
+                        .iter()
+                        .copied()
+                        .chain(super::SOURCE_KEYS.iter().copied()),
+                );
                 format!(
-                    "unknown option for plugin `{plugin}`; known options: {}",
+                    "unknown option for plugin `{plugin}`{hint}; known options: {}",
                     known.join(", ")
                 )
             };
@@ -267,6 +275,23 @@ mod tests {
                 "/t.toml:7:1: `source[orders].mode`: expected one of: fast, slow",
                 "/t.toml:8:1: `source[orders].ratee`: unknown option for plugin `datagen`; known options: rate_per_sec, count, mode, path",
             ]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_option_or_common_key_gets_a_suggestion() {
+        let errors = check(
+            "rate_per_sec = 5\npath = \"/x\"\ncuont = 3\ndelivry = \"exactly_once\"\n",
+            &schema(&[]),
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("unknown option for plugin `datagen` (did you mean `count`?)"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("(did you mean `delivery`?)"),
+            "{errors:?}"
         );
     }
 

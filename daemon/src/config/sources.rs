@@ -28,6 +28,9 @@ const TOPIC_RULE: &str = "not a valid Kafka topic name: use 1 to 249 characters 
 pub(super) struct Sources<'a> {
     pub(super) list: &'a mut Vec<SourceConfig>,
     pub(super) names: &'a mut BTreeMap<String, Location>,
+    /// The `type` of every source read, sound or not, so a type no plugin
+    /// provides is reported even for a source with other errors.
+    pub(super) types: &'a mut Vec<super::TypeRef>,
 }
 
 impl Sources<'_> {
@@ -79,6 +82,7 @@ impl Sources<'_> {
         let location = ctx.location(span);
         let mut name = None;
         let mut source_type = None;
+        let mut type_location = None;
         let mut topic = None;
         let mut record_key = None;
         let mut dead_letter_topic = None;
@@ -108,7 +112,10 @@ impl Sources<'_> {
                         }
                     }
                 }
-                "type" => source_type = ctx.non_empty_string(item, &key),
+                "type" => {
+                    source_type = ctx.non_empty_string(item, &key);
+                    type_location = Some(ctx.location(item.span()));
+                }
                 "topic" => {
                     if let Some(value) = ctx.string(item, &key) {
                         match TopicTemplate::parse(&value) {
@@ -331,6 +338,15 @@ impl Sources<'_> {
             }
         }
 
+        if let Some(source_type) = &source_type
+            && let Some(at) = type_location.clone()
+        {
+            self.types.push(super::TypeRef {
+                source: label.clone(),
+                source_type: source_type.clone(),
+                location: at,
+            });
+        }
         if ctx.errors.len() != errors_before {
             return;
         }

@@ -115,7 +115,14 @@ impl FileCtx<'_> {
         self.error(
             span,
             key,
-            format!("unknown key; expected one of: {}", known.join(", ")),
+            format!(
+                "unknown key{}; expected one of: {}",
+                super::suggest::did_you_mean(
+                    key.rsplit('.').next().unwrap_or(key),
+                    known.iter().copied()
+                ),
+                known.join(", ")
+            ),
         );
     }
 
