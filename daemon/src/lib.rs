@@ -21,6 +21,20 @@ pub mod systemd;
 pub mod telemetry;
 pub mod validate;
 
+/// What `tributary --version` prints: the daemon's version and the git
+/// revision it was built from, the librdkafka it links, and the plugin ABI
+/// it loads.
+pub fn version_text() -> String {
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    format!(
+        "{} (git {})\nlibrdkafka {librdkafka}\nplugin ABI {}.{}",
+        env!("CARGO_PKG_VERSION"),
+        env!("TRIBUTARY_GIT_REVISION"),
+        tributary_plugin_sdk::abi::ABI_MAJOR,
+        tributary_plugin_sdk::abi::ABI_MINOR,
+    )
+}
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

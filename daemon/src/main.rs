@@ -12,10 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tributary::config::{self, Config, ConfigError, ConfigErrors};
 use tributary::plugin::PluginRegistry;
 
+/// `--version`: version, git revision, librdkafka, plugin ABI.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(tributary::version_text);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tributary",
-    version,
+    version = VERSION.as_str(),
     about = "Feeds Kafka from source plugins, committing offsets only after delivery."
 )]
 struct Cli {

@@ -78,6 +78,25 @@ fn misspelt_keys_and_types_get_suggestions_and_an_unknown_type_is_never_hidden()
 }
 
 #[test]
+fn version_names_the_git_revision_librdkafka_and_the_plugin_abi() {
+    let out = run_cli(&["--version"], Duration::from_secs(10));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let revision = lines[0]
+        .strip_prefix(&format!("tributary {} (git ", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        revision == "unknown"
+            || (revision.len() == 12 && revision.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("librdkafka 2."), "{text}");
+    assert_eq!(lines[2], "plugin ABI 2.0", "{text}");
+}
+
+#[test]
 fn shipped_configs_are_valid() {
     let root = target_dir()
         .parent()
