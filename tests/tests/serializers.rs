@@ -917,3 +917,68 @@ fn avro_registers_over_tls_with_a_private_ca_and_basic_credentials_from_the_envi
     );
     assert!(!text.contains("restarting"), "{text}");
 }
+
+#[test]
+fn a_log_file_source_routes_by_status_with_headers_and_the_lines_own_time() {
+    let dir = TempDir::new("serializers-shape-logfile");
+    let broker = Broker::start(broker_of_record(), dir.path());
+    let prefix = broker.topic("access");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines = 60u32;
+    let mut text = String::new();
+    for i in 0..lines {
+        text.push_str(&format!(
+            "10.0.0.{i} - - [10/Oct/2000:13:{:02}:36 -0700] \"GET /item/{i} HTTP/1.1\" {} 10 \"-\" \"curl/8\"\n",
+            i % 60,
+            [200, 404, 500][i as usize % 3],
+        ));
+    }
+    std::fs::write(logs.join("access.log"), text).unwrap();
+    let source = logfile_source(
+        "access",
+        &format!("{prefix}.{{status}}"),
+        logs.join("access.log").to_str().unwrap(),
+        "parser = \"nginx_combined\"\nread_from = \"beginning\"\n\
+         headers = [\"remote_addr\"]\ntimestamp = \"time_local\"\n",
+    );
+    let spec = ConfigSpec::new(&broker.bootstrap(), dir.path()).drop_in("access.toml", source);
+    let config = write_config(dir.path(), &spec);
+    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let topics: Vec<String> = [200, 404, 500]
+        .iter()
+        .map(|s| format!("{prefix}.{s}"))
+        .collect();
+    // The three topics exist once the daemon created them.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            daemon.log_text().matches("Created topic").count() >= 3
+        }),
+        "{}",
+        daemon.log_text()
+    );
+    let seen = read_records(&broker.bootstrap(), &topics, lines as usize);
+    daemon.sigterm_and_wait(Duration::from_secs(30));
+    assert_eq!(seen.len(), lines as usize);
+    for r in &seen {
+        let status = r.value["status"].as_u64().unwrap();
+        assert_eq!(r.topic, format!("{prefix}.{status}"), "{}", r.value);
+        let addr = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "remote_addr")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(addr, r.value["remote_addr"].as_str(), "{}", r.value);
+        let i: i64 = r.value["path"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // 13:MM:36 -0700 on 10 Oct 2000 is 20:MM:36 UTC.
+        let want = chrono_free_millis(&format!("2000-10-10T20:{:02}:36Z", i % 60));
+        assert_eq!(r.timestamp, Some(want), "{}", r.value);
+    }
+}
