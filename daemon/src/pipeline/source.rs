@@ -90,7 +90,7 @@ pub struct SourceContext {
     pub transactional_id: Option<String>,
     /// The largest record the source's topic takes, read when a run
     /// prepares it.
-    pub record_limit: crate::producer::RecordLimit,
+    pub record_limit: crate::producer::SharedLimit,
     /// `[schema_registry]`, for `format = "avro"`.
     pub schema_registry: Option<crate::config::SchemaRegistryConfig>,
     /// The cluster, for topics a topic template names as they appear.
@@ -262,7 +262,7 @@ struct SourceThread {
     /// happen here, not in the commit task.
     transactions: Option<Transactions>,
     /// The largest record the topic takes, and what an oversized one gets.
-    record_limit: crate::producer::RecordLimit,
+    record_limit: crate::producer::SharedLimit,
     on_error: too_large::Policy,
     schema_registry: Option<crate::config::SchemaRegistryConfig>,
     kafka: Arc<crate::producer::Kafka>,
@@ -509,7 +509,7 @@ impl SourceThread {
                 return Err(e.into());
             }
         };
-        let over = too_large::oversized(&serialized, &self.record_limit);
+        let over = too_large::oversized(&serialized, &self.record_limit.get());
         if !over.is_empty() {
             return self.send_oversized(&batch, &serialized, &over, senders);
         }
@@ -637,7 +637,7 @@ impl SourceThread {
         why: Aside,
         senders: &mut Senders,
     ) -> Result<bool, SourceError> {
-        let limit = &self.record_limit;
+        let limit = &self.record_limit.get();
         let max_topics = self
             .config
             .topic_template

@@ -496,6 +496,35 @@ pub struct Kafka {
     embedded: Option<EmbeddedBroker>,
     topic_partitions: i32,
     topic_replication_factor: i32,
+    /// The record limit of each topic a source sends to, once known.
+    topic_limits: std::sync::Mutex<std::collections::HashMap<String, SharedLimit>>,
+}
+
+/// A topic's [`RecordLimit`], shared by the sources that send to it and
+/// updated when the broker's answer arrives.
+#[derive(Debug, Clone)]
+pub struct SharedLimit(Arc<std::sync::RwLock<RecordLimit>>);
+
+impl SharedLimit {
+    /// A limit starting at `limit`.
+    pub fn new(limit: RecordLimit) -> SharedLimit {
+        SharedLimit(Arc::new(std::sync::RwLock::new(limit)))
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> RecordLimit {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, limit: RecordLimit) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limit;
+    }
 }
 
 impl std::fmt::Debug for Kafka {
@@ -585,6 +614,7 @@ impl Kafka {
             embedded,
             topic_partitions: config.topic_partitions,
             topic_replication_factor: config.topic_replication_factor,
+            topic_limits: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -668,51 +698,75 @@ impl Kafka {
     /// The largest record `topic` takes: the producer's `message.max.bytes`
     /// (librdkafka refuses larger ones at once), or the topic's
     /// `max.message.bytes` less the record-batch header when that is lower
-    /// (the broker refuses larger ones). A topic whose settings cannot be
-    /// read (the in-process broker, no describe permission) is held to the
-    /// producer's limit alone.
-    pub async fn record_limit(&self, topic: &str) -> RecordLimit {
+    /// (the broker refuses larger ones).
+    ///
+    /// The topic's setting is asked for once per topic and daemon run, and
+    /// waited for at most [`LIMIT_WAIT`]: a broker answers in milliseconds,
+    /// but one that does not support the request (a mock cluster) must not
+    /// hold sources back. A late answer still updates the shared limit; a
+    /// topic whose settings cannot be read (the in-process broker, no
+    /// describe permission) is held to the producer's limit alone.
+    pub async fn record_limit(&self, topic: &str) -> SharedLimit {
         /// Bytes of a record batch's header, around its records.
         const BATCH_HEADER: usize = 61;
+        /// How long a source start waits for the topic's setting.
+        const LIMIT_WAIT: Duration = Duration::from_millis(500);
         let client = self
             .producer_config
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000usize);
-        let by_client = RecordLimit {
-            bytes: client,
-            setting: format!("message.max.bytes = {client} of the producer"),
+        let cell = {
+            let mut limits = self
+                .topic_limits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(cell) = limits.get(topic) {
+                return cell.clone();
+            }
+            let cell = SharedLimit::new(RecordLimit {
+                bytes: client,
+                setting: format!("message.max.bytes = {client} of the producer"),
+            });
+            limits.insert(topic.to_owned(), cell.clone());
+            cell
         };
         if self.embedded.is_some() {
-            return by_client;
+            return cell;
         }
-        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
         let Ok(admin) = self
             .admin_config
             .create::<AdminClient<DefaultClientContext>>()
         else {
-            return by_client;
+            return cell;
         };
-        let described = admin
-            .describe_configs([&rdkafka::admin::ResourceSpecifier::Topic(topic)], &opts)
-            .await;
-        let by_topic = described
-            .ok()
-            .and_then(|results| results.into_iter().next())
-            .and_then(Result::ok)
-            .and_then(|resource| {
-                resource
-                    .get("max.message.bytes")
-                    .and_then(|e| e.value.as_deref())
-                    .and_then(|v| v.parse::<usize>().ok())
-            });
-        match by_topic {
-            Some(max) if max.saturating_sub(BATCH_HEADER) < client => RecordLimit {
-                bytes: max.saturating_sub(BATCH_HEADER),
-                setting: format!("max.message.bytes = {max} of topic `{topic}`"),
-            },
-            _ => by_client,
-        }
+        let (topic, update) = (topic.to_owned(), cell.clone());
+        let describe = tokio::spawn(async move {
+            let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+            let described = admin
+                .describe_configs([&rdkafka::admin::ResourceSpecifier::Topic(&topic)], &opts)
+                .await;
+            let max = described
+                .ok()
+                .and_then(|results| results.into_iter().next())
+                .and_then(Result::ok)
+                .and_then(|resource| {
+                    resource
+                        .get("max.message.bytes")
+                        .and_then(|e| e.value.as_deref())
+                        .and_then(|v| v.parse::<usize>().ok())
+                });
+            if let Some(max) = max
+                && max.saturating_sub(BATCH_HEADER) < client
+            {
+                update.set(RecordLimit {
+                    bytes: max.saturating_sub(BATCH_HEADER),
+                    setting: format!("max.message.bytes = {max} of topic `{topic}`"),
+                });
+            }
+        });
+        let _ = tokio::time::timeout(LIMIT_WAIT, describe).await;
+        cell
     }
 
     /// A transactional producer for one exactly-once source, with

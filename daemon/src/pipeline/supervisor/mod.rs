@@ -184,7 +184,9 @@ impl Supervisor {
             commit_interval: self.commit_interval,
             drain_timeout: self.drain_timeout,
             transactional_id: None,
-            record_limit: crate::producer::RecordLimit::unchecked(),
+            record_limit: crate::producer::SharedLimit::new(
+                crate::producer::RecordLimit::unchecked(),
+            ),
             schema_registry: self.config().schema_registry.clone(),
             kafka: self.kafka.clone(),
         };
