@@ -59,34 +59,6 @@ fn embedded_broker_is_readable_with_kcat_at_the_logged_address() {
 }
 
 #[test]
-fn a_clean_stop_on_the_embedded_broker_logs_no_warning() {
-    let dir = TempDir::new("embedded-stop");
-    let spec = ConfigSpec::new("embedded", dir.path()).drop_in(
-        "orders.toml",
-        datagen_source("orders", "orders", 1_000_000, 1_000, 3),
-    );
-    let config = write_config(dir.path(), &spec);
-    let mut daemon = Daemon::start(&config, &dir.join("daemon.log"));
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            committed_seq(&dir.join("offsets"), "orders").is_some_and(|s| s > 0)
-        }),
-        "no commit:\n{}",
-        daemon.log_text()
-    );
-    let status = daemon.sigterm_and_wait(Duration::from_secs(30));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let log = daemon.log_text();
-    // The in-process broker stops with the daemon: its connections closing
-    // then ("1/1 brokers are down") are no fault to warn about.
-    let loud: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
-    assert!(loud.is_empty(), "warnings on a clean stop:\n{log}");
-}
-
-#[test]
 fn plugins_describe_lists_options_with_types_and_defaults() {
     let out = run_cli(
         &[

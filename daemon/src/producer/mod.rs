@@ -112,10 +112,6 @@ const CLIENT_ERROR_MEMORY: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct ClientErrors {
     last: std::sync::Mutex<Option<ClientError>>,
-    /// Set when the daemon lets go of Kafka at exit: the connections that
-    /// close then (the in-process broker stopping under a producer that
-    /// finishes its last poll) are no fault worth a warning.
-    closing: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -259,10 +255,6 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.errors.closing.load(Ordering::Acquire) {
-            tracing::debug!(target: "librdkafka", error = %error, "Kafka client error while closing: {reason}");
-            return;
-        }
         let reason = &annotate(reason);
         let code = error.rdkafka_error_code();
         // "1/1 brokers are down" follows the error that took the last broker
@@ -532,14 +524,6 @@ impl SharedLimit {
             .0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = limit;
-    }
-}
-
-impl Drop for Kafka {
-    /// Runs before the fields drop: from here on, connection errors are
-    /// the daemon closing its own clients (and its in-process broker).
-    fn drop(&mut self) {
-        self.context.errors.closing.store(true, Ordering::Release);
     }
 }
 
