@@ -5,10 +5,12 @@
 //! real daemon in-process the same way.
 
 pub mod base64;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod offsets;
+pub mod peek;
 pub mod pipeline;
 pub mod plugin;
 pub mod producer;
@@ -19,6 +21,7 @@ pub mod signals;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;
+pub mod top;
 pub mod validate;
 
 /// What `tributary --version` prints: the daemon's version and the git
@@ -43,6 +46,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::{HttpError, HttpState};
 use crate::offsets::{FileStore, KafkaStore, OffsetError, OffsetStore};
@@ -64,6 +68,16 @@ pub enum RunError {
     /// The HTTP endpoint could not listen.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    /// `exit_when_finished` with `[cluster]`: a member never finishes, its
+    /// units may come back from another member at any time.
+    #[error(
+        "`--exit-when-finished` cannot be used with `[cluster]`: units move between members, \
+         so no member knows when all are finished"
+    )]
+    ClusterNeverFinishes,
     /// With `exit_when_finished`: some sources did not finish.
     #[error("{0} source(s) did not finish: {1}")]
     Unfinished(usize, String),
@@ -94,12 +108,26 @@ pub async fn run_with(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    if options.exit_when_finished && config.cluster.is_some() {
+        return Err(RunError::ClusterNeverFinishes);
+    }
     let registry = PluginRegistry::load(&config.plugins.dirs);
     for error in &registry.errors {
         telemetry::emit(telemetry::PluginLoadError { error });
     }
     let kafka = Arc::new(Kafka::connect(&config.kafka)?);
     let store = open_store(&config.offsets, &kafka).await?;
+    // `tributary peek` finds the embedded broker's address here; a daemon
+    // that cannot write it still runs (the log names the address too).
+    let _announcement = if config.kafka.is_embedded() {
+        producer::Announcement::write(&config.offsets.dir, kafka.bootstrap_servers())
+            .inspect_err(|e| {
+                tracing::warn!(dir = %config.offsets.dir.display(), error = %e, "Cannot write the embedded broker's address for `tributary peek`.");
+            })
+            .ok()
+    } else {
+        None
+    };
     let notifier = Arc::new(systemd::Notifier::from_env());
     // Bound before any source starts, so a port in use fails the start.
     let listener = match config.http.listen {
@@ -108,6 +136,8 @@ pub async fn run_with(
     };
     let token = config.http.token.clone();
     let conf_dir = config.conf_dir.clone();
+    let cluster_config = config.cluster.clone();
+    let http_port = config.http.listen.map(|a| a.port());
     let supervisor = Supervisor::start(
         config,
         registry,
@@ -116,6 +146,15 @@ pub async fn run_with(
         options.conf_dir.clone(),
         shutdown.clone(),
     );
+    let cluster = match &cluster_config {
+        Some(c) => Some(Cluster::start(
+            c,
+            http_port,
+            supervisor.clone(),
+            kafka.clone(),
+        )?),
+        None => None,
+    };
     let serves_metrics = listener.is_some();
     // The daemon's own tasks (HTTP, reload watcher, watchdog, progress
     // lines): each ends when `shutdown` is cancelled, and the stop waits
@@ -125,6 +164,7 @@ pub async fn run_with(
         let state = Arc::new(HttpState {
             supervisor: supervisor.clone(),
             token,
+            cluster: cluster.clone(),
         });
         background.spawn(http::serve(listener, state, shutdown.clone()));
     }
@@ -165,6 +205,15 @@ pub async fn run_with(
     }
     notifier.stopping();
     supervisor.wait().await;
+    // Every unit has drained and committed: leaving now lets the other
+    // members take them at once, from where this one stopped.
+    if let Some(cluster) = &cluster {
+        cluster.stop().await;
+    }
+    // Every source has drained and committed: what the Kafka clients
+    // report from here on (the in-process broker stopping under them) is
+    // the daemon letting go, not a fault.
+    crate::producer::closing();
     supervisor.stop_probe().await;
     background.close();
     if tokio::time::timeout(BACKGROUND_STOP_GRACE, background.wait())
@@ -263,10 +312,23 @@ struct Seen {
     restarts: u64,
 }
 
+/// Whether progress goes to a person at a terminal: standard error (the
+/// log) is a terminal, and no service manager runs the daemon.
+fn logs_to_a_terminal() -> bool {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tty && std::env::var_os("INVOCATION_ID").is_none()
+        && std::env::var_os("JOURNAL_STREAM").is_none()
+}
+
+/// How recent a scrape of `/metrics` keeps throughput out of the log.
+const SCRAPE_MEMORY: Duration = Duration::from_secs(120);
+
 /// Logs a source's progress when something changed since its last line:
 /// state changes and restarts always (info, or warn once it has
-/// restarted), throughput at info only while no `/metrics` endpoint serves
-/// the same numbers (debug otherwise). An idle daemon logs nothing.
+/// restarted); throughput changes at info while a person may be watching
+/// (the log is a terminal and no scraper reads `/metrics`, or no
+/// `/metrics` serves the numbers at all), at debug otherwise (under systemd
+/// or with a scraper). An idle daemon logs nothing.
 async fn report_progress(
     supervisor: Arc<Supervisor>,
     serves_metrics: bool,
@@ -274,6 +336,7 @@ async fn report_progress(
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut last: HashMap<String, Seen> = HashMap::new();
+    let terminal = logs_to_a_terminal();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     ticker.tick().await;
     loop {
@@ -311,7 +374,10 @@ async fn report_progress(
                     last_error = status.last_error().unwrap_or_default(),
                     "Progress."
                 );
-            } else if only_throughput && serves_metrics {
+            } else if only_throughput
+                && serves_metrics
+                && (!terminal || crate::metrics::global().scraped_within(SCRAPE_MEMORY))
+            {
                 tracing::debug!(
                     source = %status.name,
                     state = now.state.as_str(),

@@ -38,6 +38,16 @@ struct ConfigArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the last (or the next) records of a topic: partition, offset,
+    /// timestamp, key, headers and value, Avro decoded through
+    /// `[schema_registry]`. Reads in no consumer group and commits nothing;
+    /// with the embedded broker, reads the running daemon's.
+    Peek {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        peek: PeekArgs,
+    },
     /// Run the daemon.
     Run {
         #[command(flatten)]
@@ -72,6 +82,54 @@ enum Command {
         #[command(subcommand)]
         action: Option<PluginsAction>,
     },
+    /// Watch a running daemon from its HTTP API: each source's state,
+    /// records/s, bytes/s, lag, in-flight records, last commit and errors,
+    /// and the Kafka client's queue and brokers. `q` quits.
+    Top {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The daemon's HTTP endpoint, e.g. `http://127.0.0.1:9464`,
+        /// instead of `[http] listen` from the configuration.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print one plain-text snapshot and exit (what `top` does anyway
+        /// when stdout is not a terminal).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// `tributary peek`'s own options.
+#[derive(clap::Args, Debug)]
+struct PeekArgs {
+    /// The topic.
+    topic: String,
+    /// Show the newest N records across the partitions, oldest first (the
+    /// default, with N = 10).
+    #[arg(long, value_name = "N", conflicts_with = "next",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    last: Option<u64>,
+    /// Wait for the next N records written to the topic and show each as it
+    /// arrives; exit code 1 if fewer arrive within --timeout.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    next: Option<u64>,
+    /// Only this partition.
+    #[arg(long, value_name = "P")]
+    partition: Option<i32>,
+    /// `text` (a block per record) or `json` (an object per line).
+    #[arg(long, default_value = "text")]
+    format: tributary::peek::Format,
+    /// Seconds --next waits for its records, and --last for the end of
+    /// every partition.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    timeout: f64,
+    /// The brokers to read instead of `[kafka] bootstrap_servers` (or of the
+    /// running daemon's embedded broker).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    bootstrap_servers: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,9 +204,14 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours for a person at a terminal only: a journal or a log file
+    // gets plain text (and NO_COLOR is honoured).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -189,12 +252,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             exit_when_finished,
         } => run(&config, exit_when_finished),
         Command::Validate { config } => validate(&config),
+        Command::Peek { config, peek: args } => peek(&config, args),
         Command::Offsets { config, action } => offsets(&config, action),
         Command::Plugins {
             config,
             plugin_dirs,
             action,
         } => plugins(&config, plugin_dirs, action.unwrap_or(PluginsAction::List)),
+        Command::Top {
+            config,
+            url,
+            interval,
+            once,
+        } => top(&config, url.as_deref(), interval, once),
     }
 }
 
@@ -319,6 +389,67 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<()> {
         config.sources.len(),
         config.files.len()
     )?;
+    Ok(())
+}
+
+fn top(args: &ConfigArgs, url: Option<&str>, interval: f64, once: bool) -> anyhow::Result<()> {
+    use tributary::top::{Options, Target};
+    let target = match url {
+        Some(url) => Target::from_url(url)?,
+        None => Target::from_config(&load(args)?.http)?,
+    };
+    tributary::top::run(&Options {
+        target,
+        interval_seconds: interval,
+        once,
+    })?;
+    Ok(())
+}
+
+fn peek(args: &ConfigArgs, peek: PeekArgs) -> anyhow::Result<()> {
+    use tributary::peek::{Connection, PeekOptions, Which};
+    // `--bootstrap-servers` alone reads any cluster, with no configuration
+    // file at hand.
+    let loaded = if peek.bootstrap_servers.is_some()
+        && args.config == Path::new(config::DEFAULT_CONFIG_PATH)
+        && !args.config.exists()
+    {
+        None
+    } else {
+        Some(load(args)?)
+    };
+    let default_kafka = config::KafkaConfig::default();
+    let default_offsets = config::OffsetsConfig::default();
+    let connection = Connection {
+        kafka: loaded.as_ref().map_or(&default_kafka, |c| &c.kafka),
+        state_dir: &loaded.as_ref().map_or(&default_offsets, |c| &c.offsets).dir,
+        schema_registry: loaded.as_ref().and_then(|c| c.schema_registry.as_ref()),
+        bootstrap_servers: peek.bootstrap_servers.as_deref(),
+    };
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let which = match (peek.next, peek.last) {
+        (Some(n), _) => Which::Next(count(n)),
+        (None, n) => Which::Last(count(n.unwrap_or(10))),
+    };
+    let timeout = std::time::Duration::try_from_secs_f64(peek.timeout)
+        .map_err(|_| anyhow::anyhow!("--timeout {}: expected seconds, 0 or more", peek.timeout))?;
+    let options = PeekOptions {
+        topic: peek.topic,
+        which,
+        partition: peek.partition,
+        format: peek.format,
+        timeout,
+    };
+    let shown = tributary::peek::run(&connection, &options, &mut std::io::stdout().lock())?;
+    if shown == 0 && matches!(which, Which::Last(_)) {
+        match options.partition {
+            Some(p) => eprintln!(
+                "partition {p} of topic `{}` holds no records",
+                options.topic
+            ),
+            None => eprintln!("topic `{}` holds no records", options.topic),
+        }
+    }
     Ok(())
 }
 

@@ -115,6 +115,8 @@ pub struct Metrics {
     /// The error classes each source has used, to enforce
     /// [`MAX_CLASSES_PER_SOURCE`].
     classes: Mutex<HashMap<String, HashSet<String>>>,
+    /// When `/metrics` was last rendered.
+    last_scrape: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -220,6 +222,7 @@ impl Metrics {
             reload_failures,
             plugin_load_failures,
             classes: Mutex::new(HashMap::new()),
+            last_scrape: Mutex::new(None),
         }
     }
 
@@ -342,8 +345,48 @@ impl Metrics {
         *lock(&self.kafka) = Some(KafkaStats::from(stats));
     }
 
-    /// Every metric in the Prometheus text exposition format.
+    /// The Kafka client as its latest statistics describe it, for
+    /// `GET /api/v1/kafka`; the same numbers `/metrics` exports, in one
+    /// document a client can read without parsing Prometheus text.
+    pub fn kafka_client(&self) -> KafkaClientView {
+        let stats = lock(&self.kafka).clone().unwrap_or_default();
+        KafkaClientView {
+            statistics_age_seconds: stats.received.map(|t| t.elapsed().as_secs_f64()),
+            queue_messages: stats.queue_messages,
+            queue_bytes: stats.queue_bytes,
+            retries: stats.retries,
+            transmit_errors: stats.transmit_errors,
+            brokers: stats.brokers,
+        }
+    }
+
+    /// Records of `source` that failed (retried from the last checkpoint)
+    /// and records it dead-lettered, each summed over error classes.
+    pub fn record_errors(&self, source: &str) -> (u64, u64) {
+        (
+            sum_of_source(&self.records_failed, source),
+            sum_of_source(&self.records_dead_lettered, source),
+        )
+    }
+
+    /// Adds a module's own metrics (the cluster's). A second registration
+    /// of the same name is logged and ignored: the first stays exported.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            tracing::warn!(error = %e, "A metric could not be registered.");
+        }
+    }
+
+    /// Whether `/metrics` was scraped within `within`: someone watches the
+    /// numbers there, so the log need not repeat them.
+    pub fn scraped_within(&self, within: std::time::Duration) -> bool {
+        lock(&self.last_scrape).is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// Every metric in the Prometheus text exposition format, as a scrape
+    /// gets it.
     pub fn render(&self) -> String {
+        *lock(&self.last_scrape) = Some(std::time::Instant::now());
         let families = self.registry.gather();
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail on I/O; a family that the encoder
@@ -355,21 +398,71 @@ impl Metrics {
     }
 }
 
+/// The sum of the counters of `vec` labelled `source`, read through
+/// `collect` so that asking creates no series.
+fn sum_of_source(vec: &IntCounterVec, source: &str) -> u64 {
+    vec.collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "source" && l.value() == source)
+        })
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// The Kafka client's queue and brokers, as `GET /api/v1/kafka` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KafkaClientView {
+    /// Seconds since librdkafka took the statistics below; `None` before
+    /// the first arrive (`statistics.interval.ms`, 5 s by default), while
+    /// every number is still 0.
+    pub statistics_age_seconds: Option<f64>,
+    /// Records in the producer's queue (librdkafka `msg_cnt`).
+    pub queue_messages: u64,
+    /// Bytes in the producer's queue (librdkafka `msg_size`).
+    pub queue_bytes: u64,
+    /// Produce requests sent again.
+    pub retries: u64,
+    /// Transmission errors towards brokers.
+    pub transmit_errors: u64,
+    /// The brokers the client knows, by node id.
+    pub brokers: Vec<BrokerStats>,
+}
+
+/// One broker in librdkafka's statistics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BrokerStats {
+    /// The broker's node id.
+    pub id: i32,
+    /// `host:port/id`, as librdkafka names it.
+    pub name: String,
+    /// librdkafka's connection state: `UP`, `DOWN`, `CONNECT`, `AUTH`, …
+    pub state: String,
+    /// Average round-trip time over the last statistics window; `None`
+    /// when no request was answered in it.
+    pub rtt_seconds: Option<f64>,
+}
+
 /// What the daemon keeps of librdkafka's statistics.
 #[derive(Debug, Clone, Default)]
 struct KafkaStats {
+    /// When they arrived.
+    received: Option<Instant>,
     queue_messages: u64,
     queue_bytes: u64,
     retries: u64,
     transmit_errors: u64,
-    /// `(node id, average round-trip time in µs, is up)` of real brokers
-    /// (bootstrap entries have node id -1 and are left out).
-    brokers: Vec<(i32, Option<i64>, bool)>,
+    /// Real brokers (bootstrap entries have node id -1 and are left out).
+    brokers: Vec<BrokerStats>,
 }
 
 impl From<&Statistics> for KafkaStats {
     fn from(s: &Statistics) -> Self {
         let mut stats = KafkaStats {
+            received: Some(Instant::now()),
             queue_messages: s.msg_cnt,
             queue_bytes: s.msg_size,
             ..KafkaStats::default()
@@ -378,14 +471,15 @@ impl From<&Statistics> for KafkaStats {
             stats.retries += broker.txretries;
             stats.transmit_errors += broker.txerrs;
             if broker.nodeid >= 0 {
-                stats.brokers.push((
-                    broker.nodeid,
-                    broker.rtt.as_ref().map(|w| w.avg),
-                    broker.state == "UP",
-                ));
+                stats.brokers.push(BrokerStats {
+                    id: broker.nodeid,
+                    name: broker.name.clone(),
+                    state: broker.state.clone(),
+                    rtt_seconds: broker.rtt.as_ref().map(|w| w.avg as f64 / 1e6),
+                });
             }
         }
-        stats.brokers.sort_unstable();
+        stats.brokers.sort_unstable_by_key(|b| b.id);
         stats
     }
 }
@@ -673,13 +767,11 @@ impl Collector for DynamicCollector {
         f.transmit_errors.reset();
         f.transmit_errors.inc_by(kafka.transmit_errors);
         let mut up = 0;
-        for (id, rtt, is_up) in &kafka.brokers {
-            if let Some(rtt) = rtt {
-                f.rtt
-                    .with_label_values(&[&id.to_string()])
-                    .set(*rtt as f64 / 1e6);
+        for broker in &kafka.brokers {
+            if let Some(rtt) = broker.rtt_seconds {
+                f.rtt.with_label_values(&[&broker.id.to_string()]).set(rtt);
             }
-            up += i64::from(*is_up);
+            up += i64::from(broker.state == "UP");
         }
         f.brokers_up.set(up);
         f.collectors()
@@ -791,6 +883,32 @@ mod tests {
                 "{name} missing:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn record_errors_sum_every_class_of_one_source_and_create_no_series() {
+        let metrics = Metrics::new();
+        metrics.add_source(Arc::new(SourceStatus::new("a", "p")));
+        metrics.records_failed("a", error_class::TIMED_OUT, 2);
+        metrics.records_failed("a", error_class::SERIALIZE, 3);
+        metrics.records_failed("b", error_class::TIMED_OUT, 100);
+        metrics.records_dead_lettered("a", "ragged_row", 4);
+        let series = || -> Vec<String> {
+            metrics
+                .render()
+                .lines()
+                .filter(|l| l.contains("_records_total{"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let before = series();
+        assert_eq!(metrics.record_errors("a"), (5, 4));
+        assert_eq!(metrics.record_errors("unknown"), (0, 0));
+        assert_eq!(series(), before);
+        // Before librdkafka's first statistics the age says so.
+        let kafka = metrics.kafka_client();
+        assert_eq!(kafka.statistics_age_seconds, None);
+        assert!(kafka.brokers.is_empty());
     }
 
     #[test]

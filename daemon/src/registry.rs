@@ -46,6 +46,17 @@ pub enum RegistryError {
         /// The registry's message.
         message: String,
     },
+    /// A schema could not be looked up by its id: the registry does not
+    /// know it (404), refuses the credentials, or holds no Avro schema there.
+    #[error("the schema registry has no Avro schema with id {id} (HTTP {status}): {message}")]
+    Lookup {
+        /// The schema id.
+        id: u32,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's message.
+        message: String,
+    },
     /// A success status without the expected body.
     #[error("the schema registry's answer for subject `{subject}` has no schema id: {body}")]
     BadReply {
@@ -63,6 +74,7 @@ impl RegistryError {
     pub fn is_permanent(&self) -> bool {
         match self {
             RegistryError::Refused { status, .. } => (400..500).contains(status) && *status != 408,
+            RegistryError::Lookup { status, .. } => *status != 408,
             RegistryError::CaFile { .. } | RegistryError::BadReply { .. } => true,
             RegistryError::Unreachable { .. } => false,
         }
@@ -75,6 +87,8 @@ pub struct SchemaRegistry {
     agent: ureq::Agent,
     authorization: Option<String>,
     ids: Mutex<HashMap<(String, Arc<str>), u32>>,
+    /// Schemas by id, for readers: an id never changes its schema.
+    schemas: Mutex<HashMap<u32, Arc<str>>>,
 }
 
 impl std::fmt::Debug for SchemaRegistry {
@@ -131,6 +145,7 @@ impl SchemaRegistry {
             agent,
             authorization,
             ids: Mutex::new(HashMap::new()),
+            schemas: Mutex::new(HashMap::new()),
         })
     }
 
@@ -183,6 +198,60 @@ impl SchemaRegistry {
         tracing::info!(subject, id, "Schema registered.");
         lock(&self.ids).insert(key, id);
         Ok(id)
+    }
+
+    /// The Avro schema (JSON text) registered under `id`, as a reader of
+    /// Confluent-framed records needs it (`GET /schemas/ids/{id}`).
+    pub fn schema(&self, id: u32) -> Result<Arc<str>, RegistryError> {
+        if let Some(schema) = lock(&self.schemas).get(&id) {
+            return Ok(schema.clone());
+        }
+        let url = format!("{}/schemas/ids/{id}", self.base);
+        let mut request = self
+            .agent
+            .get(&url)
+            .header("Accept", "application/vnd.schemaregistry.v1+json");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        let unreachable = |e: ureq::Error| RegistryError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let mut response = request.call().map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(unreachable)?;
+        let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if status >= 500 {
+            return Err(RegistryError::Unreachable {
+                url,
+                message: format!("HTTP {status}: {}", message_of(&reply, &text)),
+            });
+        }
+        let lookup = |message: String| RegistryError::Lookup {
+            id,
+            status,
+            message,
+        };
+        if !(200..300).contains(&status) {
+            return Err(lookup(message_of(&reply, &text)));
+        }
+        // Registries name the type of Protobuf and JSON schemas; Avro is the
+        // default and often left out.
+        if let Some(kind) = reply
+            .get("schemaType")
+            .and_then(serde_json::Value::as_str)
+            .filter(|k| !k.eq_ignore_ascii_case("AVRO"))
+        {
+            return Err(lookup(format!("it is a {kind} schema")));
+        }
+        let schema: Arc<str> = reply
+            .get("schema")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| lookup(format!("no `schema` in {}", message_of(&reply, &text))))?
+            .into();
+        lock(&self.schemas).insert(id, schema.clone());
+        Ok(schema)
     }
 }
 

@@ -24,12 +24,15 @@ pub enum SourceState {
     Finished,
     /// Stopped by shutdown, an operator, or a reload that removed it.
     Stopped,
+    /// A unit of a cluster's work that this daemon does not run: another
+    /// member runs it, or it waits to be assigned.
+    Standby,
 }
 
 impl SourceState {
     /// Every state, for metrics that export one series per state so that a
     /// dashboard sees a state end as well as begin.
-    pub const ALL: [SourceState; 7] = [
+    pub const ALL: [SourceState; 8] = [
         SourceState::Starting,
         SourceState::Running,
         SourceState::Backoff,
@@ -37,6 +40,7 @@ impl SourceState {
         SourceState::Paused,
         SourceState::Finished,
         SourceState::Stopped,
+        SourceState::Standby,
     ];
 }
 
@@ -51,6 +55,7 @@ impl SourceState {
             SourceState::Paused => "paused",
             SourceState::Finished => "finished",
             SourceState::Stopped => "stopped",
+            SourceState::Standby => "standby",
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn check_sources(config: &Config, registry: &PluginRegistry) -> Vec<ConfigEr
         let checked = config
             .sources
             .iter()
-            .any(|s| config::source_label(&s.name) == t.source);
+            .any(|s| config::source_label(s.written_name()) == t.source);
         if !checked && registry.source_type(&t.source_type).is_none() {
             errors.push(ConfigError::new(
                 Some(t.location.clone()),
@@ -40,6 +40,27 @@ pub fn check_source(source: &SourceConfig, registry: &PluginRegistry) -> Vec<Con
             missing_plugin_message(&source.source_type, registry),
         )];
     };
+    if let Some(split) = &source.split
+        && !info.options.iter().any(|o| o.name == "shard")
+    {
+        // Reported once, for the first unit: the units share the mistake.
+        return if split.index == 0 {
+            vec![ConfigError::new(
+                Some(split.location.clone()),
+                Some(config::source_key(
+                    &config::source_label(&split.source),
+                    "shards",
+                )),
+                format!(
+                    "source type `{}` cannot be split: it reads no input that units could \
+                     share (types that can: those with a `shard` option)",
+                    source.source_type
+                ),
+            )]
+        } else {
+            Vec::new()
+        };
+    }
     let schema: Vec<OptionSchema<'_>> = info
         .options
         .iter()

@@ -231,12 +231,34 @@ impl MockBroker {
     }
 }
 
+/// The first port [`free_port`] hands out, and how many follow it.
+const TEST_PORTS: (u16, u16) = (20_000, 10_000);
+
 /// A port that was free on 127.0.0.1 a moment ago.
+///
+/// Ports come from 20000–29999, below Linux's ephemeral range
+/// (32768–60999): a port the kernel hands out would be free to any outgoing
+/// connection of a parallel test until the daemon binds it, and the test
+/// would then talk to whatever else listens there. Each call of a test
+/// process takes the next port of a sequence that starts at a place of its
+/// own, so two tests of one binary never share one. `scripts/kafka` and
+/// `scripts/schema-registry` take theirs from 30000–32767.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+    let (first, count) = TEST_PORTS;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let start = u64::from(std::process::id()) * 7_919 + nanos;
+    let _ = NEXT.compare_exchange(u64::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..count {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + u16::try_from(n % u64::from(count)).expect("below the count");
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {first}..{}", first + count);
 }
 
 /// Client settings shared by the harness's own short-lived clients.

@@ -93,7 +93,7 @@ fn version_names_the_git_revision_librdkafka_and_the_plugin_abi() {
         "{text}"
     );
     assert!(lines[1].starts_with("librdkafka 2."), "{text}");
-    assert_eq!(lines[2], "plugin ABI 2.0", "{text}");
+    assert_eq!(lines[2], "plugin ABI 2.1", "{text}");
 }
 
 #[test]

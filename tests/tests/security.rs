@@ -74,6 +74,12 @@ fn fails_clearly(dir: &TempDir, spec: &ConfigSpec, cause: &[&str]) -> Failure {
     let started = Instant::now();
     let mut ready = serde_json::Value::Null;
     let explained = wait_until(PROMPT, || {
+        // Whatever answers once the daemon is gone is not the daemon.
+        assert!(
+            daemon.is_running(),
+            "the daemon exited instead of waiting for Kafka:\n{}",
+            daemon.log_text()
+        );
         let Ok(reply) = http_request(&address, "GET", "/ready", &[]) else {
             return false;
         };

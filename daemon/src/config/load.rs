@@ -28,6 +28,7 @@ const MAIN_KEYS: &[&str] = &[
     "http",
     "plugins",
     "schema_registry",
+    "cluster",
     "source",
 ];
 
@@ -182,6 +183,7 @@ struct Loader<'a> {
     http: HttpConfig,
     plugins: PluginsConfig,
     schema_registry: Option<super::SchemaRegistryConfig>,
+    cluster: Option<super::ClusterConfig>,
     sources: Vec<SourceConfig>,
     types: Vec<super::TypeRef>,
     /// Where each source name was first defined, to point duplicates at it.
@@ -203,6 +205,7 @@ impl<'a> Loader<'a> {
             http: HttpConfig::default(),
             plugins: PluginsConfig::default(),
             schema_registry: None,
+            cluster: None,
             sources: Vec::new(),
             types: Vec::new(),
             names: BTreeMap::new(),
@@ -246,6 +249,9 @@ impl<'a> Loader<'a> {
                 }
             }
         }
+        if let Some(cluster) = self.cluster.clone() {
+            self.check_cluster(&cluster);
+        }
         let config = Config {
             main_file: self.main_file.to_path_buf(),
             conf_dir,
@@ -255,10 +261,33 @@ impl<'a> Loader<'a> {
             http: self.http,
             plugins: self.plugins,
             schema_registry: self.schema_registry,
+            cluster: self.cluster,
             sources: self.sources,
             types: self.types,
         };
         (config, self.errors)
+    }
+
+    /// What cluster mode needs of the other sections: positions in Kafka,
+    /// where every member reads them, and a broker the members share.
+    fn check_cluster(&mut self, cluster: &super::ClusterConfig) {
+        if self.offsets.store != super::OffsetStoreKind::Kafka {
+            self.errors.push(ConfigError::new(
+                Some(cluster.location.clone()),
+                Some("offsets.store".to_owned()),
+                "`[cluster]` needs `[offsets] store = \"kafka\"`: a unit that moves to another \
+                 member resumes from the checkpoints its last owner committed, which only the \
+                 Kafka store shares",
+            ));
+        }
+        if self.kafka.bootstrap_servers == super::KafkaConfig::EMBEDDED {
+            self.errors.push(ConfigError::new(
+                Some(cluster.location.clone()),
+                Some("kafka.bootstrap_servers".to_owned()),
+                "`[cluster]` needs a real Kafka: with \"embedded\" each daemon would have a \
+                 broker of its own and none would see the others",
+            ));
+        }
     }
 
     /// Reads one file, then orders its errors by position: the checks run
@@ -303,6 +332,7 @@ impl<'a> Loader<'a> {
             http: &mut self.http,
             plugins: &mut self.plugins,
             schema_registry: &mut self.schema_registry,
+            cluster: &mut self.cluster,
             base_dir: self.base_dir,
         };
         let mut sources = Sources {
@@ -320,6 +350,7 @@ impl<'a> Loader<'a> {
                 (FileRole::Main, "http") => sections.http(&mut ctx, item),
                 (FileRole::Main, "plugins") => sections.plugins(&mut ctx, item),
                 (FileRole::Main, "schema_registry") => sections.schema_registry(&mut ctx, item),
+                (FileRole::Main, "cluster") => sections.cluster(&mut ctx, item),
                 (FileRole::Main, _) => ctx.unknown_key(key_span, key, MAIN_KEYS),
                 (FileRole::DropIn, _) if MAIN_KEYS.contains(&key) => ctx.error(
                     key_span,
@@ -376,7 +407,7 @@ pub(super) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::super::OffsetStoreKind;
-    use super::test_support::{SOURCE, errors_of, no_env};
+    use super::test_support::{SOURCE, errors_of, no_env, parse};
     use super::*;
 
     /// `load` as the public API returns it.
@@ -579,7 +610,7 @@ mod tests {
             [
                 "DIR/tributary.toml:2:1: `kafka.bootstrap_server`: unknown key (did you mean `bootstrap_servers`?); expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
                 "DIR/tributary.toml:4:3: `kafka.tpoic_partitions`: unknown key (did you mean `topic_partitions`?); expected one of: bootstrap_servers, options, topic_partitions, topic_replication_factor, drain_timeout_ms, insecure_skip_tls_verify, transactional_id_prefix",
-                "DIR/tributary.toml:6:2: `htpp`: unknown key (did you mean `http`?); expected one of: conf_dir, kafka, offsets, http, plugins, schema_registry, source",
+                "DIR/tributary.toml:6:2: `htpp`: unknown key (did you mean `http`?); expected one of: conf_dir, kafka, offsets, http, plugins, schema_registry, cluster, source",
             ]
         );
     }
@@ -647,6 +678,41 @@ mod tests {
             errors,
             [
                 "DIR/conf.d/a.toml:1:1: `stray`: unknown key; drop-in files may only contain [[source]] tables"
+            ]
+        );
+    }
+
+    #[test]
+    fn shards_split_a_source_into_units_that_each_know_their_shard() {
+        let config = parse(
+            r#"[[source]]
+name = "spool"
+type = "csv"
+topic = "rows"
+spool_dir = "/srv/spool"
+shards = 3
+"#,
+        )
+        .expect("valid");
+        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["spool@0of3", "spool@1of3", "spool@2of3"]);
+        for (i, unit) in config.sources.iter().enumerate() {
+            assert_eq!(unit.written_name(), "spool");
+            assert_eq!(unit.options["shard"], i);
+            assert_eq!(unit.options["shards"], 3);
+            assert_eq!(
+                unit.split.as_ref().map(|s| (s.index, s.count)),
+                Some((i as u32, 3))
+            );
+        }
+        let errors = errors_of(parse(
+            "[[source]]\nname = \"a\"\ntype = \"csv\"\ntopic = \"t\"\nshard = 1\nshards = 0\n",
+        ));
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:5:1: `source[a].shard`: set by the daemon for each unit of a split source; write `shards = N`",
+                "/t.toml:6:10: `source[a].shards`: must be between 1 and 1024",
             ]
         );
     }

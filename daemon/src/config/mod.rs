@@ -54,6 +54,7 @@ pub const SOURCE_KEYS: &[&str] = &[
     "timestamp",
     "rename",
     "max_topics",
+    "shards",
 ];
 
 /// Where the daemon looks for its main file when none is given.
@@ -108,6 +109,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// `[schema_registry]`, if the main file has one.
     pub schema_registry: Option<SchemaRegistryConfig>,
+    /// `[cluster]`, if the main file has one.
+    pub cluster: Option<ClusterConfig>,
     /// Sources in file order: main file first, then drop-ins lexically.
     /// Names are unique.
     pub sources: Vec<SourceConfig>,
@@ -216,6 +219,38 @@ pub enum OffsetStoreKind {
     File,
     /// A compacted Kafka topic, `offsets.topic`: the host is replaceable.
     Kafka,
+}
+
+/// `[cluster]`: daemons with the same `group` share the sources through
+/// Kafka's consumer-group protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Key `group`: the daemons that share work.
+    pub group: String,
+    /// Key `protocol`: Kafka's group protocol.
+    pub protocol: ClusterProtocol,
+    /// Key `session_timeout_ms` (classic only): how long a silent member
+    /// keeps its units; the broker accepts 6000 to 1800000 by default.
+    pub session_timeout_ms: u64,
+    /// Key `heartbeat_interval_ms` (classic only): at most a third of the
+    /// session timeout.
+    pub heartbeat_interval_ms: u64,
+    /// Key `member`: this daemon's name in the cluster view; the host name
+    /// and HTTP port by default.
+    pub member: Option<String>,
+    /// Where the `[cluster]` table is, for errors about it.
+    pub location: Location,
+}
+
+/// [`ClusterConfig::protocol`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterProtocol {
+    /// `classic`: JoinGroup/SyncGroup with the cooperative-sticky assignor;
+    /// any Kafka since 2.4.
+    Classic,
+    /// `consumer`: KIP-848, assignments computed by the broker (Kafka 4.0+);
+    /// the session timeout is the broker's.
+    Consumer,
 }
 
 /// `[offsets]`: where source checkpoints are kept.
@@ -587,6 +622,29 @@ pub struct SourceConfig {
     /// Where each plugin option's key is, so [`check_plugin_options`] can
     /// point at the line.
     pub option_locations: BTreeMap<String, Location>,
+    /// Set when this is one unit of a source written with `shards = N`.
+    pub split: Option<Split>,
+}
+
+/// One unit of a source split with `shards = N` (see [`SourceConfig::split`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The source's name as written; the unit is `<source>@<index>of<count>`.
+    pub source: String,
+    /// This unit's shard, from 0.
+    pub index: u32,
+    /// `shards`.
+    pub count: u32,
+    /// Where `shards` is written.
+    pub location: Location,
+}
+
+impl SourceConfig {
+    /// The name written in the `[[source]]` table: the source's own, or for
+    /// a unit of a split source the source it belongs to.
+    pub fn written_name(&self) -> &str {
+        self.split.as_ref().map_or(&self.name, |s| &s.source)
+    }
 }
 
 impl PartialEq for SourceConfig {
@@ -604,6 +662,8 @@ impl PartialEq for SourceConfig {
             && self.transaction_interval_ms == other.transaction_interval_ms
             && self.transaction_max_records == other.transaction_max_records
             && self.options == other.options
+            && self.split.as_ref().map(|s| (s.index, s.count))
+                == other.split.as_ref().map(|s| (s.index, s.count))
     }
 }
 

@@ -10,7 +10,8 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::span::{FileCtx, describe, describe_value, entries};
 use super::{
-    HttpConfig, KafkaConfig, OffsetStoreKind, OffsetsConfig, PluginsConfig, SchemaRegistryConfig,
+    ClusterConfig, ClusterProtocol, HttpConfig, KafkaConfig, OffsetStoreKind, OffsetsConfig,
+    PluginsConfig, SchemaRegistryConfig,
 };
 
 const KAFKA_KEYS: &[&str] = &[
@@ -25,6 +26,13 @@ const KAFKA_KEYS: &[&str] = &[
 const OFFSETS_KEYS: &[&str] = &["store", "topic", "dir", "commit_interval_ms"];
 const HTTP_KEYS: &[&str] = &["listen", "token"];
 const PLUGINS_KEYS: &[&str] = &["dirs"];
+const CLUSTER_KEYS: &[&str] = &[
+    "group",
+    "protocol",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "member",
+];
 const SCHEMA_REGISTRY_KEYS: &[&str] = &[
     "url",
     "username",
@@ -85,6 +93,7 @@ pub(super) struct Sections<'a> {
     pub(super) http: &'a mut HttpConfig,
     pub(super) plugins: &'a mut PluginsConfig,
     pub(super) schema_registry: &'a mut Option<SchemaRegistryConfig>,
+    pub(super) cluster: &'a mut Option<ClusterConfig>,
     pub(super) base_dir: &'a Path,
 }
 
@@ -175,6 +184,89 @@ impl Sections<'_> {
                 _ => ctx.unknown_key(key_span, &key, OFFSETS_KEYS),
             }
         }
+    }
+
+    pub(super) fn cluster(&mut self, ctx: &mut FileCtx<'_>, item: &Item) {
+        let Some(table) = ctx.table(item, "cluster") else {
+            return;
+        };
+        let mut cluster = ClusterConfig {
+            group: String::new(),
+            protocol: ClusterProtocol::Classic,
+            session_timeout_ms: 10_000,
+            heartbeat_interval_ms: 2_000,
+            member: None,
+            location: ctx.location(item.span()),
+        };
+        let mut classic_only = Vec::new();
+        for (name, key_span, item) in entries(table) {
+            let key = format!("cluster.{name}");
+            match name {
+                "group" => {
+                    if let Some(group) = ctx.non_empty_string(item, &key) {
+                        // It becomes part of topic names.
+                        if group.len() <= 64
+                            && group
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+                        {
+                            cluster.group = group;
+                        } else {
+                            ctx.error(
+                                item.span(),
+                                &key,
+                                "expected 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-` (it becomes part of topic names)",
+                            );
+                        }
+                    }
+                }
+                "protocol" => match ctx.string(item, &key).as_deref() {
+                    Some("classic") => cluster.protocol = ClusterProtocol::Classic,
+                    Some("consumer") => cluster.protocol = ClusterProtocol::Consumer,
+                    Some(_) => ctx.error(item.span(), &key, "expected one of: classic, consumer"),
+                    None => {}
+                },
+                "session_timeout_ms" => {
+                    classic_only.push((key_span, key.clone()));
+                    if let Some(value) = ctx.integer(item, &key, 1_000, 1_800_000) {
+                        cluster.session_timeout_ms = value;
+                    }
+                }
+                "heartbeat_interval_ms" => {
+                    classic_only.push((key_span, key.clone()));
+                    if let Some(value) = ctx.integer(item, &key, 100, 600_000) {
+                        cluster.heartbeat_interval_ms = value;
+                    }
+                }
+                "member" => cluster.member = ctx.non_empty_string(item, &key),
+                _ => ctx.unknown_key(key_span, &key, CLUSTER_KEYS),
+            }
+        }
+        if !table.contains_key("group") {
+            ctx.error(item.span(), "cluster.group", "required key is missing");
+        }
+        if cluster.protocol == ClusterProtocol::Consumer {
+            for (span, key) in classic_only {
+                ctx.error(
+                    span,
+                    &key,
+                    "only used with protocol = \"classic\": with \"consumer\" (KIP-848) the \
+                     broker sets it (`group.consumer.session.timeout.ms`, \
+                     `group.consumer.heartbeat.interval.ms`)",
+                );
+            }
+        } else if cluster.heartbeat_interval_ms * 3 > cluster.session_timeout_ms {
+            ctx.error(
+                table.get("heartbeat_interval_ms").and_then(Item::span),
+                "cluster.heartbeat_interval_ms",
+                format!(
+                    "must be at most a third of `session_timeout_ms` ({} ms), so that a \
+                     member misses several heartbeats before it is counted gone",
+                    cluster.session_timeout_ms
+                ),
+            );
+        }
+        *self.cluster = Some(cluster);
     }
 
     pub(super) fn schema_registry(&mut self, ctx: &mut FileCtx<'_>, item: &Item) {
@@ -429,6 +521,70 @@ dirs = ["/opt/p"]
         assert_eq!(config.offsets.commit_interval_ms, 250);
         assert_eq!(config.http.listen, Some("[::]:8080".parse().unwrap()));
         assert_eq!(config.plugins.dirs, vec![PathBuf::from("/opt/p")]);
+    }
+
+    #[test]
+    fn a_cluster_section_is_read_with_its_defaults_and_its_rules() {
+        let config = parse(
+            r#"[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+[offsets]
+store = "kafka"
+[cluster]
+group = "ingest"
+"#,
+        )
+        .expect("valid");
+        let cluster = config.cluster.expect("read");
+        assert_eq!(cluster.group, "ingest");
+        assert_eq!(cluster.protocol, ClusterProtocol::Classic);
+        assert_eq!(
+            (cluster.session_timeout_ms, cluster.heartbeat_interval_ms),
+            (10_000, 2_000)
+        );
+        let errors = errors_of(parse(
+            r#"[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+[offsets]
+store = "kafka"
+[cluster]
+group = "in gest"
+session_timeout_ms = 6000
+heartbeat_interval_ms = 3000
+"#,
+        ));
+        assert_eq!(
+            errors,
+            [
+                "/t.toml:6:9: `cluster.group`: expected 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-` (it becomes part of topic names)",
+                "/t.toml:8:25: `cluster.heartbeat_interval_ms`: must be at most a third of `session_timeout_ms` (6000 ms), so that a member misses several heartbeats before it is counted gone",
+            ]
+        );
+        let errors = errors_of(parse(
+            "[cluster]\nprotocol = \"consumer\"\nsession_timeout_ms = 6000\n",
+        ));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`cluster.group`: required key is missing")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`cluster.session_timeout_ms`: only used with protocol")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("`offsets.store`")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`kafka.bootstrap_servers`")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Sources<'_> {
         let mut delivery_location = None;
         let mut transaction_interval_ms = DEFAULT_TRANSACTION_INTERVAL_MS;
         let mut transaction_max_records = DEFAULT_TRANSACTION_MAX_RECORDS;
+        let mut shards: Option<(u32, Location)> = None;
         let mut options = serde_json::Map::new();
         let mut option_locations = BTreeMap::new();
 
@@ -259,6 +260,16 @@ impl Sources<'_> {
                         transaction_max_records = value;
                     }
                 }
+                "shards" => {
+                    if let Some(value) = ctx.integer(item, &key, 1, MAX_SHARDS) {
+                        shards = Some((value, ctx.location(key_span)));
+                    }
+                }
+                "shard" => ctx.error(
+                    key_span,
+                    &key,
+                    "set by the daemon for each unit of a split source; write `shards = N`",
+                ),
                 _ => {
                     option_locations.insert(field.to_owned(), ctx.location(key_span));
                     if let Some(value) = item_to_json(ctx, item, &key) {
@@ -351,7 +362,7 @@ impl Sources<'_> {
             return;
         }
         if let (Some((name, _)), Some(source_type), Some(topic)) = (name, source_type, topic) {
-            self.list.push(SourceConfig {
+            let source = SourceConfig {
                 name,
                 source_type,
                 topic,
@@ -368,9 +379,43 @@ impl Sources<'_> {
                 options,
                 location,
                 option_locations,
-            });
+                split: None,
+            };
+            match shards {
+                Some((count, at)) if count > 1 => self.list.extend(split(&source, count, &at)),
+                _ => self.list.push(source),
+            }
         }
     }
+}
+
+/// The most units a source may be split into.
+const MAX_SHARDS: i64 = 1024;
+
+/// The units of a source with `shards = count`: `<name>@<i>of<count>`, each
+/// with the plugin options `shard = i` and `shards = count`. `@` is outside
+/// the alphabet of source names, so no source can take a unit's name; each
+/// unit has its own checkpoints, transactional id, status and metrics, and
+/// in a cluster each may run on another member.
+fn split(source: &SourceConfig, count: u32, at: &Location) -> Vec<SourceConfig> {
+    (0..count)
+        .map(|index| {
+            let mut unit = source.clone();
+            unit.name = format!("{}@{index}of{count}", source.name);
+            unit.options.insert("shard".to_owned(), Json::from(index));
+            unit.options.insert("shards".to_owned(), Json::from(count));
+            for key in ["shard", "shards"] {
+                unit.option_locations.insert(key.to_owned(), at.clone());
+            }
+            unit.split = Some(super::Split {
+                source: source.name.clone(),
+                index,
+                count,
+                location: at.clone(),
+            });
+            unit
+        })
+        .collect()
 }
 
 /// An array of non-empty strings.

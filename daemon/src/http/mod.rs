@@ -56,6 +56,8 @@ pub struct HttpState {
     pub supervisor: Arc<Supervisor>,
     /// `[http] token`.
     pub token: Option<String>,
+    /// The cluster membership, with `[cluster]`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Binds `address`. Separate from [`serve`] so a port in use fails the

@@ -6,6 +6,7 @@
 //! | GET         | `/health`                             | liveness: the process serves           |
 //! | GET         | `/ready`                              | readiness, naming each failed check    |
 //! | GET         | `/api/v1/sources`                     | every source                           |
+//! | GET         | `/api/v1/kafka`                       | the Kafka client's queue and brokers   |
 //! | GET         | `/api/v1/sources/{name}`              | one source, with committed offsets     |
 //! | POST        | `/api/v1/sources/{name}/pause`        | drain, commit, stop polling            |
 //! | POST        | `/api/v1/sources/{name}/resume`       | poll again                             |
@@ -64,6 +65,17 @@ pub(super) async fn handle(
         (["api", "v1", "sources"], &Method::GET) => {
             reply(StatusCode::OK, &json!({"sources": supervisor.sources()}))
         }
+        (["api", "v1", "kafka"], &Method::GET) => reply(
+            StatusCode::OK,
+            &json!(crate::metrics::global().kafka_client()),
+        ),
+        (["api", "v1", "cluster"], &Method::GET) => match &state.cluster {
+            Some(cluster) => reply(StatusCode::OK, &json!(cluster.view().await)),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "this daemon runs alone: the main file has no [cluster] section",
+            ),
+        },
         (["api", "v1", "sources", name], &Method::GET) => match supervisor.source(name) {
             None => control_error(&ControlError::NotFound((*name).to_owned())),
             Some(view) => {
@@ -116,7 +128,7 @@ pub(super) async fn handle(
                 Err(e) => control_error(&e),
             }
         }
-        (["metrics" | "health" | "ready"] | ["api", "v1", "sources"], _)
+        (["metrics" | "health" | "ready"] | ["api", "v1", "sources" | "cluster" | "kafka"], _)
         | (["api", "v1", "sources", _], _) => method_not_allowed("GET"),
         (["api", "v1", "sources", _, "pause" | "resume" | "restart"], _) => {
             method_not_allowed("POST")

@@ -120,7 +120,7 @@ fn unhex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `time` as RFC 3339 in UTC, to the second.
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let secs = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -136,7 +136,7 @@ fn rfc3339(time: SystemTime) -> String {
 }
 
 /// This machine's name, for the `host` field.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
@@ -189,18 +189,7 @@ impl KafkaStore {
         let producer = producer_config
             .create_with_context(Deliveries)
             .map_err(|e| kafka_error(topic, "cannot create its producer", &e))?;
-        let mut consumer_config = client.clone();
-        // The shared `[kafka.options]` are mostly producer settings; a
-        // consumer would warn about each at every read.
-        let producer_only: Vec<String> = consumer_config
-            .config_map()
-            .keys()
-            .filter(|k| is_producer_only(k))
-            .map(|k| k.to_string())
-            .collect();
-        for key in producer_only {
-            consumer_config.remove(&key);
-        }
+        let mut consumer_config = consumer_base(client);
         consumer_config
             .set("group.id", "tributary-offsets-reader")
             .set("enable.auto.commit", "false")
@@ -352,6 +341,23 @@ impl KafkaStore {
         }
         Ok(())
     }
+}
+
+/// The connection and security settings of `client` for a consumer: the
+/// shared `[kafka.options]` are mostly producer settings, and a consumer
+/// would warn about each.
+pub(crate) fn consumer_base(client: &ClientConfig) -> ClientConfig {
+    let mut consumer_config = client.clone();
+    let producer_only: Vec<String> = consumer_config
+        .config_map()
+        .keys()
+        .filter(|k| is_producer_only(k))
+        .map(|k| k.to_string())
+        .collect();
+    for key in producer_only {
+        consumer_config.remove(&key);
+    }
+    consumer_config
 }
 
 /// librdkafka properties that only producers take (its CONFIGURATION.md

@@ -46,6 +46,10 @@ pub struct SourceTypeInfo {
     /// What the lag its sources report counts; `None` when they report
     /// none (their lag is then not exported).
     pub lag_unit: Option<LagUnit>,
+    /// Whether its sources read the host they run on (log files, host
+    /// metrics): in a cluster they run on every member instead of being
+    /// units of work that move between members.
+    pub reads_this_host: bool,
 }
 
 /// A plugin library that passed the ABI check. It is never unloaded: code of
@@ -137,6 +141,47 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
     }
 }
 
+/// Copies the source type entries of a descriptor, whatever minor version of
+/// ABI 2 laid them out: the array's stride is the plugin's `struct_size`, and
+/// fields the plugin's minor version does not have read as zero (a 2.0 entry
+/// has no `placement`, which then means "a unit of work").
+///
+/// # Safety
+/// `ptr` is null or points to `len` entries of equal `struct_size`, each at
+/// least that many bytes long.
+unsafe fn source_type_entries(
+    ptr: *const abi::SourceTypeDescriptor,
+    len: usize,
+) -> Result<Vec<abi::SourceTypeDescriptor>, u32> {
+    if ptr.is_null() || len == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the first entry starts with its `struct_size` (every ABI 2 struct does).
+    let stride = unsafe { std::ptr::addr_of!((*ptr).struct_size).read_unaligned() };
+    if stride < abi::SOURCE_TYPE_DESCRIPTOR_2_0_SIZE {
+        return Err(stride);
+    }
+    let stride = stride as usize;
+    let known = stride.min(size_of::<abi::SourceTypeDescriptor>());
+    (0..len)
+        .map(|i| {
+            let mut entry = std::mem::MaybeUninit::<abi::SourceTypeDescriptor>::zeroed();
+            // SAFETY: entry `i` has `stride ≥ known` readable bytes per the
+            // caller; the copy fills the first `known` bytes of a zeroed
+            // value, and all-zero is valid for every field (integers and raw
+            // pointers).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    ptr.cast::<u8>().add(i * stride),
+                    entry.as_mut_ptr().cast::<u8>(),
+                    known,
+                );
+                Ok(entry.assume_init())
+            }
+        })
+        .collect()
+}
+
 /// Loads one library and checks its ABI.
 pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
     check_permissions(path)?;
@@ -194,14 +239,9 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
     };
     let mut source_types = Vec::new();
     // SAFETY: the descriptor's arrays and strings live as long as the library.
-    let types = unsafe { slice(desc.source_types, desc.source_types_len) };
-    for t in types {
-        if (t.struct_size as usize) < size_of::<abi::SourceTypeDescriptor>() {
-            return Err(bad(format!(
-                "a source type entry is {} bytes",
-                t.struct_size
-            )));
-        }
+    let types = unsafe { source_type_entries(desc.source_types, desc.source_types_len) }
+        .map_err(|size| bad(format!("a source type entry is {size} bytes")))?;
+    for t in &types {
         // SAFETY: as above.
         let opts = unsafe { slice(t.options, t.options_len) };
         let mut options = Vec::new();
@@ -253,6 +293,8 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         }
         // SAFETY: as above.
         let type_name = unsafe { text(t.name) };
+        // An ABI 2.0 entry ends before `placement`: its sources are units.
+        let reads_this_host = t.placement == abi::PLACEMENT_EVERY_MEMBER;
         // SAFETY: as above.
         let lag_unit = (!t.lag_unit.is_null()).then(|| unsafe { text(t.lag_unit) });
         let lag_unit = lag_unit
@@ -273,6 +315,7 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
             // SAFETY: as above.
             default_key: (!t.default_key.is_null()).then(|| unsafe { text(t.default_key) }),
             lag_unit,
+            reads_this_host,
         });
     }
     let plugin = LoadedPlugin {

@@ -1,13 +1,17 @@
 //! The embedded broker: librdkafka's in-process mock cluster.
 //!
 //! It speaks the real Kafka protocol on a loopback port, so the first run of
-//! the daemon needs no broker install, and `kcat -b <address>` can read what
-//! it produced. It keeps data in memory only: it is for trying tributary out
+//! the daemon needs no broker install, and `tributary peek` or any Kafka
+//! client (`kcat -b <address>`) can read what it produced. It keeps data in memory only: it is for trying tributary out
 //! and for tests, not for production.
 //!
 //! The mock cluster handle is not `Send`, so it lives on a thread of its own
 //! that serves topic-creation requests until it is shut down.
+//!
+//! Its port is chosen anew at every start, so the daemon also writes it to
+//! [`ADDRESS_FILE`] in its state directory, where `tributary peek` finds it.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -116,5 +120,88 @@ impl Drop for EmbeddedBroker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The file in the state directory (`[offsets] dir`) naming the running
+/// daemon's embedded broker: its address on the first line, the daemon's
+/// process id on the second, so a file left behind by a killed daemon is
+/// recognised as such.
+pub const ADDRESS_FILE: &str = "embedded-broker";
+
+/// The embedded broker's address as written to [`ADDRESS_FILE`]; the file is
+/// removed when this is dropped, at the end of the run.
+#[derive(Debug)]
+pub struct Announcement {
+    path: PathBuf,
+}
+
+impl Announcement {
+    /// Writes `bootstrap` and this process's id to `state_dir/`[`ADDRESS_FILE`]
+    /// (through a temporary file and a rename, so a reader never sees half
+    /// of it).
+    pub fn write(state_dir: &Path, bootstrap: &str) -> std::io::Result<Announcement> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = state_dir.join(ADDRESS_FILE);
+        let tmp = state_dir.join(format!("{ADDRESS_FILE}.tmp"));
+        std::fs::write(&tmp, format!("{bootstrap}\n{}\n", std::process::id()))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(Announcement { path })
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        // Another daemon on the same state directory may have replaced it.
+        if read_announcement(&self.path).is_ok_and(|(_, pid)| pid == std::process::id()) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The address and process id in `state_dir/`[`ADDRESS_FILE`]; `Ok(None)`
+/// when there is no such file (no daemon with an embedded broker ran there,
+/// or it stopped).
+pub fn announced_address(state_dir: &Path) -> std::io::Result<Option<(String, u32)>> {
+    match read_announcement(&state_dir.join(ADDRESS_FILE)) {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_announcement(path: &Path) -> std::io::Result<(String, u32)> {
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines().map(str::trim);
+    let address = lines.next().filter(|a| !a.is_empty());
+    let pid = lines.next().and_then(|p| p.parse().ok());
+    match (address, pid) {
+        (Some(address), Some(pid)) => Ok((address.to_owned(), pid)),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "expected the broker's address and the daemon's process id on two lines",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announced_address_is_read_back_and_removed_at_the_end_of_the_run() {
+        let dir = std::env::temp_dir().join(format!("tributary-announce-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(announced_address(&dir).unwrap().is_none());
+        let announcement = Announcement::write(&dir, "127.0.0.1:40123").unwrap();
+        assert_eq!(
+            announced_address(&dir).unwrap(),
+            Some(("127.0.0.1:40123".to_owned(), std::process::id()))
+        );
+        drop(announcement);
+        assert!(announced_address(&dir).unwrap().is_none());
+        std::fs::write(dir.join(ADDRESS_FILE), "garbage").unwrap();
+        assert!(announced_address(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

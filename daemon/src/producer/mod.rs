@@ -2,6 +2,7 @@
 //! creation, and the embedded broker.
 
 mod batch;
+mod client_log;
 mod delivery;
 mod embedded;
 
@@ -20,9 +21,10 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer as _, ProducerCon
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use batch::{Records, TopicSender, Unsent};
+pub use client_log::closing;
 pub(crate) use delivery::{BatchAck, BatchHandle, Completion, Outcome};
 pub use delivery::{NO_BATCH, record_done};
-pub use embedded::EmbeddedBroker;
+pub use embedded::{ADDRESS_FILE, Announcement, EmbeddedBroker, announced_address};
 
 use crate::config::KafkaConfig;
 use crate::metrics::error_class;
@@ -100,8 +102,7 @@ pub fn kafka_error_class(error: &KafkaError) -> &'static str {
     }
 }
 
-/// How long a broker error stays the explanation of an unreachable Kafka,
-/// and how long an identical error is not logged again.
+/// How long a broker error stays the explanation of an unreachable Kafka.
 const CLIENT_ERROR_MEMORY: Duration = Duration::from_secs(60);
 
 /// The latest error librdkafka reported about a broker connection. Kept so
@@ -119,8 +120,6 @@ struct ClientError {
     message: String,
     /// When it was last reported.
     at: std::time::Instant,
-    /// When it was last logged at warn or error level.
-    logged_at: std::time::Instant,
 }
 
 impl ClientErrors {
@@ -144,32 +143,16 @@ impl ClientErrors {
         }
     }
 
-    /// Records `message`; true if it is worth logging loudly: another error
-    /// than the last one, or the same one not logged for a minute.
-    fn record(&self, message: &str) -> bool {
+    /// Records `message` as the latest broker error.
+    fn record(&self, message: &str) {
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        match last.as_mut() {
-            Some(e) if e.message == message => {
-                e.at = now;
-                let news = e.logged_at.elapsed() >= CLIENT_ERROR_MEMORY;
-                if news {
-                    e.logged_at = now;
-                }
-                news
-            }
-            _ => {
-                *last = Some(ClientError {
-                    message: message.to_owned(),
-                    at: now,
-                    logged_at: now,
-                });
-                true
-            }
-        }
+        *last = Some(ClientError {
+            message: message.to_owned(),
+            at: std::time::Instant::now(),
+        });
     }
 }
 
@@ -235,6 +218,33 @@ pub struct KafkaContext {
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let loud = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        );
+        // A connection failure (`FAIL`) is also raised as an error event,
+        // which `error` below logs once with what to check; a closing
+        // daemon's own connections are no fault.
+        if loud && (fac == "FAIL" || client_log::is_closing()) {
+            tracing::debug!(target: "librdkafka", facility = fac, "{message}");
+            return;
+        }
+        let held_back = if loud {
+            match client_log::admit(message) {
+                Some(n) => n,
+                None => {
+                    tracing::debug!(target: "librdkafka", facility = fac, "(again) {message}");
+                    return;
+                }
+            }
+        } else {
+            0
+        };
+        let message = &client_log::with_repeats(message, held_back);
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -256,14 +266,23 @@ impl ClientContext for KafkaContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let reason = &annotate(reason);
+        if client_log::is_closing() {
+            tracing::debug!(target: "librdkafka", error = %error, "Kafka client error while closing: {reason}");
+            return;
+        }
         let code = error.rdkafka_error_code();
         // "1/1 brokers are down" follows the error that took the last broker
         // down and says less; the earlier one stays the explanation.
-        let summary = code == Some(RDKafkaErrorCode::AllBrokersDown);
-        let news = summary || self.errors.record(reason);
-        if !news {
+        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.errors.record(reason);
+        }
+        // One line per event, however many clients and retries report it.
+        let Some(held_back) = client_log::admit(reason) else {
             tracing::debug!(target: "librdkafka", error = %error, "Kafka client error (again): {reason}");
-        } else if let Some(hint) = hint(code) {
+            return;
+        };
+        let reason = &client_log::with_repeats(reason, held_back);
+        if let Some(hint) = hint(code) {
             // A certificate or a password does not fix itself: say so once a
             // minute at error level, with what to check.
             tracing::error!(target: "librdkafka", error = %error, "Kafka client error: {reason}; {hint}");
@@ -479,6 +498,25 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("reconnect.backoff.ms", "20"),
 ];
 
+/// The settings every client of the cluster shares: `bootstrap`, then
+/// `[kafka.options]` (security and connection; the producer-only keys among
+/// them are harmless elsewhere, librdkafka ignores them) and what
+/// `insecure_skip_tls_verify` turns off. For the admin client, the offset
+/// store and `tributary peek`.
+pub fn connection_config(config: &KafkaConfig, bootstrap: &str) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", bootstrap);
+    for (k, v) in &config.options {
+        client.set(k, v);
+    }
+    if config.insecure_skip_tls_verify {
+        for (k, v) in INSECURE_TLS {
+            client.set(*k, *v);
+        }
+    }
+    client
+}
+
 /// A connection to Kafka: the producer and, in embedded mode, the broker.
 pub struct Kafka {
     /// Put in front of a source's name to make its `transactional.id`.
@@ -543,7 +581,7 @@ impl Kafka {
             let broker = EmbeddedBroker::start()?;
             tracing::info!(
                 bootstrap_servers = broker.bootstrap_servers(),
-                "Embedded broker started; read it with: kcat -C -b {} -t <topic>",
+                "Embedded broker started; see its records with `tributary peek <topic> --config <file>`, or any Kafka client at {}.",
                 broker.bootstrap_servers()
             );
             Some(broker)
@@ -594,16 +632,7 @@ impl Kafka {
         let _ = producer
             .client()
             .fetch_metadata(None, Duration::from_secs(1));
-        let mut admin_config = ClientConfig::new();
-        admin_config.set("bootstrap.servers", &bootstrap);
-        for (k, v) in &config.options {
-            // Security and connection settings apply to the admin client too;
-            // producer-only keys are harmless there (librdkafka ignores them).
-            admin_config.set(k, v);
-        }
-        for (k, v) in insecure {
-            admin_config.set(*k, *v);
-        }
+        let admin_config = connection_config(config, &bootstrap);
         Ok(Kafka {
             transactional_id_prefix: config.transactional_id_prefix.clone(),
             producer: std::sync::Mutex::new(producer),
@@ -693,6 +722,18 @@ impl Kafka {
         self.create_topic(topic, 1, &[("cleanup.policy", "compact")])
             .await?;
         Ok(false)
+    }
+
+    /// Creates the one-partition, compacted topics the daemon keeps for
+    /// itself (the work topics of a cluster) when they are missing.
+    pub async fn ensure_internal_topics(&self, topics: &[String]) -> Result<(), ProducerError> {
+        for topic in topics {
+            if !self.topic_exists(topic).await? {
+                self.create_topic(topic, 1, &[("cleanup.policy", "compact")])
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The largest record `topic` takes: the producer's `message.max.bytes`

@@ -62,6 +62,8 @@ impl SourceType for LogFile {
     const DEFAULT_KEY: Option<&'static str> = Some(parse::column::FILE);
     /// Bytes of a file beyond the last line read.
     const LAG_UNIT: Option<LagUnit> = Some(LagUnit::Bytes);
+    /// This host's files/metrics: in a cluster, every member reads its own.
+    const READS_THIS_HOST: bool = true;
 
     fn options() -> Vec<OptionSpec> {
         config::options()

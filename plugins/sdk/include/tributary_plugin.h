@@ -90,7 +90,7 @@ struct ArrowArray {
 /*
  The minor version of this ABI: fields appended to the structs below.
  */
-#define TRIBUTARY_ABI_MINOR 0
+#define TRIBUTARY_ABI_MINOR 1
 
 /*
  A call succeeded; `poll` filled in a batch.
@@ -217,6 +217,26 @@ struct ArrowArray {
 #define TRIBUTARY_OPTION_TABLE 6
 
 /*
+ `tributary_source_type_descriptor.placement`: a source of this type is one unit of
+ work that runs on one member of a cluster at a time and moves when that
+ member leaves (tables, generated data).
+ */
+#define TRIBUTARY_PLACEMENT_CLUSTER 0
+
+/*
+ `tributary_source_type_descriptor.placement`: a source of this type reads the host
+ it runs on (log files, host metrics), so it runs on every member and never
+ moves.
+ */
+#define TRIBUTARY_PLACEMENT_EVERY_MEMBER 1
+
+/*
+ The `struct_size` of a `tributary_source_type_descriptor` of ABI 2.0, which had no
+ `placement`: the smallest entry a host accepts.
+ */
+#define TRIBUTARY_SOURCE_TYPE_DESCRIPTOR_2_0_SIZE 56
+
+/*
  One option a source type accepts. The host checks a configuration
  against these declarations (unknown keys, types, choices, ranges,
  required keys) before the plugin sees it, shows them in
@@ -307,6 +327,13 @@ typedef struct tributary_source_type_descriptor {
      text.
      */
     const char *lag_unit;
+    /*
+     ABI 2.1: where the sources of this type run when daemons share work
+     (`[cluster]`): `TRIBUTARY_PLACEMENT_CLUSTER` (0) or `TRIBUTARY_PLACEMENT_EVERY_MEMBER`
+     (1). A 2.0 entry ends before this field (its `struct_size` is
+     smaller) and counts as 0.
+     */
+    uint32_t placement;
 } tributary_source_type_descriptor;
 
 /*

@@ -33,7 +33,7 @@ pub use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 /// The major version of this ABI. A host only loads plugins of its own major.
 pub const ABI_MAJOR: u32 = 2;
 /// The minor version of this ABI: fields appended to the structs below.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// The name of the one symbol every plugin library exports.
 ///
 /// The `v1` names the shape of the *entry function* (no arguments, returns a
@@ -325,7 +325,24 @@ pub struct SourceTypeDescriptor {
     /// `tributary_source_lag_bytes`, and refuses the library for any other
     /// text.
     pub lag_unit: *const c_char,
+    /// ABI 2.1: where the sources of this type run when daemons share work
+    /// (`[cluster]`): [`PLACEMENT_CLUSTER`] (0) or [`PLACEMENT_EVERY_MEMBER`]
+    /// (1). A 2.0 entry ends before this field (its `struct_size` is
+    /// smaller) and counts as 0.
+    pub placement: u32,
 }
+
+/// [`SourceTypeDescriptor::placement`]: a source of this type is one unit of
+/// work that runs on one member of a cluster at a time and moves when that
+/// member leaves (tables, generated data).
+pub const PLACEMENT_CLUSTER: u32 = 0;
+/// [`SourceTypeDescriptor::placement`]: a source of this type reads the host
+/// it runs on (log files, host metrics), so it runs on every member and never
+/// moves.
+pub const PLACEMENT_EVERY_MEMBER: u32 = 1;
+/// The `struct_size` of a [`SourceTypeDescriptor`] of ABI 2.0, which had no
+/// `placement`: the smallest entry a host accepts.
+pub const SOURCE_TYPE_DESCRIPTOR_2_0_SIZE: u32 = 56;
 
 /// One option's value, typed after its declaration.
 #[repr(C)]
@@ -541,11 +558,13 @@ mod tests {
     /// The layout is the ABI: if this fails, a field was inserted or changed
     /// instead of appended with a minor version bump.
     #[test]
-    fn struct_sizes_of_abi_2_0_are_fixed() {
+    fn struct_sizes_of_abi_2_1_are_fixed() {
         assert_eq!(size_of::<PluginDescriptor>(), 96);
         assert_eq!(size_of::<CreateArgs>(), 104);
         assert_eq!(size_of::<OptionDescriptor>(), 72);
-        assert_eq!(size_of::<SourceTypeDescriptor>(), 56);
+        // 56 in ABI 2.0; 2.1 appended `placement`.
+        assert_eq!(size_of::<SourceTypeDescriptor>(), 64);
+        assert_eq!(SOURCE_TYPE_DESCRIPTOR_2_0_SIZE, 56);
         assert_eq!(size_of::<OptionValue>(), 56);
         assert_eq!(size_of::<ErrorInfo>(), 40);
     }

@@ -52,6 +52,7 @@ pub struct Registration {
     description: &'static str,
     default_key: Option<&'static str>,
     lag_unit: Option<LagUnit>,
+    reads_this_host: bool,
     options: Vec<OptionSpec>,
     validate: fn(&Options) -> Result<(), Vec<ConfigIssue>>,
     create: CreateDyn,
@@ -73,6 +74,7 @@ impl Registration {
             description: S::DESCRIPTION,
             default_key: S::DEFAULT_KEY,
             lag_unit: S::LAG_UNIT,
+            reads_this_host: S::READS_THIS_HOST,
             options: S::options(),
             validate: S::validate,
             create: |ctx| S::create(ctx).map(|s| Box::new(s) as Box<dyn DynSource>),
@@ -161,6 +163,11 @@ impl Exported {
                 options_len: opts.len(),
                 default_key: reg.default_key.map_or(std::ptr::null(), &mut cstr),
                 lag_unit: reg.lag_unit.map_or(std::ptr::null(), |u| cstr(u.name())),
+                placement: if reg.reads_this_host {
+                    abi::PLACEMENT_EVERY_MEMBER
+                } else {
+                    abi::PLACEMENT_CLUSTER
+                },
             });
             options.push(opts);
         }

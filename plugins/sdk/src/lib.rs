@@ -31,6 +31,7 @@ pub mod dead_letter;
 #[doc(hidden)]
 pub mod export;
 mod options;
+pub mod shard;
 mod source;
 
 pub use options::{OptionKind, OptionSpec, Options, options_object};

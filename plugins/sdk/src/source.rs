@@ -339,6 +339,11 @@ pub trait SourceType: Source {
     /// `tributary_source_lag_bytes` accordingly; `None` (the default) for a
     /// type that reports no lag.
     const LAG_UNIT: Option<LagUnit> = None;
+    /// Whether a source of this type reads the host it runs on (log files,
+    /// host metrics): such a source runs on every member of a cluster of
+    /// daemons and never moves; any other source is one unit of work that
+    /// runs on one member at a time. `false` by default.
+    const READS_THIS_HOST: bool = false;
     /// The accepted options.
     fn options() -> Vec<OptionSpec>;
 }

@@ -172,6 +172,8 @@ impl SourceType for SysMetrics {
     const DEFAULT_KEY: Option<&'static str> = Some("host");
     /// A sample describes the host now: nothing waits to be read.
     const LAG_UNIT: Option<LagUnit> = None;
+    /// This host's files/metrics: in a cluster, every member reads its own.
+    const READS_THIS_HOST: bool = true;
 
     fn options() -> Vec<OptionSpec> {
         config::options()

@@ -120,10 +120,30 @@ pub struct Config {
     pub columns: Vec<(String, ColumnType)>,
     /// Rows sampled for type inference.
     pub infer_rows: usize,
+    /// Which files of the input this unit reads.
+    pub shard: Shard,
     /// Compression of text files.
     pub compression: Compression,
     /// CSV options (defaults for other formats).
     pub csv: CsvDialect,
+}
+
+/// The part of a split source's input one unit reads (`shard` of `shards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This unit's shard, from 0.
+    pub index: u32,
+    /// How many units share the input; 1 when the source is not split.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the file called `name` (its file name, the same on every
+    /// host) is this unit's to read.
+    pub fn owns(&self, name: &str) -> bool {
+        self.count <= 1
+            || tributary_plugin_sdk::shard::of(name.as_bytes(), self.count) == self.index
+    }
 }
 
 /// The largest `batch_rows`.
@@ -197,6 +217,21 @@ pub fn options(format: Format) -> Vec<OptionSpec> {
             OptionKind::Integer,
             Some("500"),
             "How often the spool directory (or a watched glob) is listed.",
+        ),
+        OptionSpec::new(
+            "shard",
+            OptionKind::Integer,
+            Some("0"),
+            "Set by the daemon when the source has `shards = N` (not written by hand): this \
+             unit reads only the files whose name maps to shard `shard` of `shards` \
+             (`tributary_plugin_sdk::shard::of`), so N units, on one daemon or spread over a \
+             cluster, read one directory with each file read once.",
+        ),
+        OptionSpec::new(
+            "shards",
+            OptionKind::Integer,
+            Some("1"),
+            "Set by the daemon from the source's `shards`: how many units share the input.",
         ),
         OptionSpec::new(
             "batch_rows",
@@ -328,6 +363,11 @@ impl Config {
             .integer("scan_interval_ms", 10, 3_600_000)
             .unwrap_or(500);
         let batch_rows = ctx.integer("batch_rows", 1, MAX_BATCH_ROWS).unwrap_or(8192);
+        let shards = ctx.integer("shards", 1, 1024).unwrap_or(1) as u32;
+        let shard = ctx.integer("shard", 0, 1023).unwrap_or(0) as u32;
+        if shard >= shards {
+            ctx.issue("shard", format!("must be below `shards` ({shards})"));
+        }
         let infer_rows = ctx.integer("infer_rows", 0, MAX_INFER_ROWS).unwrap_or(1000);
         // Columnar formats do not declare it: they have no bad rows.
         let on_error = OnError::from_options(options, OnError::Fail).unwrap_or_else(|issue| {
@@ -438,6 +478,10 @@ impl Config {
                 on_error,
                 columns,
                 infer_rows: infer_rows as usize,
+                shard: Shard {
+                    index: shard,
+                    count: shards,
+                },
                 compression,
                 csv: CsvDialect {
                     delimiter,

@@ -391,6 +391,14 @@ impl Tables {
             if !meta.is_file() {
                 continue;
             }
+            // Another unit's file when the source is split (`shards`).
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if !self.config.shard.owns(name) {
+                continue;
+            }
             let stamp = (meta.len(), meta.modified().ok());
             if self.handled.get(&path) == Some(&stamp) {
                 continue;
@@ -443,6 +451,9 @@ impl Tables {
                     .as_deref()
                     .is_some_and(|m| name.ends_with(m))
                 || !spool.pattern.matches(name)
+                // Another unit's file when the source is split (`shards`):
+                // never read, moved or renamed by this one.
+                || !self.config.shard.owns(name)
             {
                 continue;
             }

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::{SourceView, Supervisor, lock};
 use crate::offsets::OffsetError;
-use crate::pipeline::{Desired, Mode};
+use crate::pipeline::{Desired, Mode, SourceState};
 
 /// Why an operator's request about a source was refused.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,12 @@ impl Supervisor {
             return Err(ControlError::Conflict {
                 name: name.to_owned(),
                 state: state.as_str(),
-                message: "it cannot run (see last_error); fix its configuration and reload",
+                message: if state == SourceState::Standby {
+                    "another member of the cluster runs it, or it waits to be assigned; see \
+                     /api/v1/cluster"
+                } else {
+                    "it cannot run (see last_error); fix its configuration and reload"
+                },
             });
         };
         if entry.task.as_ref().is_none_or(JoinHandle::is_finished) {

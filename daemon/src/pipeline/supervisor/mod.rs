@@ -14,12 +14,14 @@
 //! [`control`] (pause, resume, restart), [`offsets`] (reading and resetting
 //! a source's checkpoints), [`readiness`] (what `/ready` reports, and the
 //! broker probe that feeds it), [`reload`] (applying a new configuration to
-//! the running set) and [`view`] (a source as the API shows it).
+//! the running set), [`view`] (a source as the API shows it) and [`units`]
+//! (which sources run here when daemons share the work as a cluster).
 
 mod control;
 mod offsets;
 mod readiness;
 mod reload;
+mod units;
 mod view;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,7 @@ use tracing::Instrument;
 pub use control::ControlError;
 pub use readiness::{KafkaCheck, Readiness};
 pub use reload::{ReloadError, ReloadSummary};
+pub use units::Units;
 pub use view::SourceView;
 
 use super::{Desired, SourceContext, SourceState, SourceStatus, supervise};
@@ -76,6 +79,9 @@ pub struct Supervisor {
     reload_lock: tokio::sync::Mutex<()>,
     kafka_check: Mutex<KafkaCheck>,
     last_reload_error: Mutex<Option<String>>,
+    /// With `[cluster]`: the units of work this daemon was assigned; every
+    /// other unit is kept on standby.
+    units: Option<Units>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -113,6 +119,7 @@ impl Supervisor {
             reload_lock: tokio::sync::Mutex::new(()),
             kafka_check: Mutex::new(KafkaCheck::Pending),
             last_reload_error: Mutex::new(None),
+            units: config.cluster.as_ref().map(|_| Units::default()),
         });
         {
             let mut sources = lock(&supervisor.sources);
@@ -148,9 +155,20 @@ impl Supervisor {
         self.tasks.wait().await;
     }
 
-    /// Starts one source's task, or marks it failed when it cannot run.
+    /// Starts one source's task, or marks it failed when it cannot run; in
+    /// a cluster, a unit of work not assigned to this daemon is put on
+    /// standby instead.
     fn launch(&self, source: SourceConfig, status: Arc<SourceStatus>) -> Entry {
         metrics::global().add_source(status.clone());
+        if self.is_unit(&source) && !self.owns(&source.name) {
+            status.set_state(SourceState::Standby);
+            return Entry {
+                config: source,
+                status,
+                control: None,
+                task: None,
+            };
+        }
         let span =
             tracing::info_span!("source", source = %source.name, plugin = %source.source_type);
         let problems = validate::check_source(&source, &self.registry);

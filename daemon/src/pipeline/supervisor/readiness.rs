@@ -78,7 +78,10 @@ impl Supervisor {
                     SourceState::Running if e.status.commit_failing() => {
                         "offset commits are failing".to_owned()
                     }
-                    SourceState::Running | SourceState::Paused | SourceState::Finished => {
+                    SourceState::Running
+                    | SourceState::Paused
+                    | SourceState::Finished
+                    | SourceState::Standby => {
                         return None;
                     }
                     _ => e

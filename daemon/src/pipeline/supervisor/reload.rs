@@ -156,6 +156,7 @@ impl Supervisor {
         applied.files = new.files.clone();
         *lock(&self.config) = Arc::new(applied);
         *lock(&self.last_reload_error) = None;
+        self.units_redefined();
         telemetry::emit(telemetry::ReloadApplied {
             added: &summary.added,
             changed: &summary.changed,

@@ -38,6 +38,14 @@ pub struct SourceView {
     pub restarts: u64,
     /// Units behind, when the plugin knows.
     pub lag: Option<i64>,
+    /// What `lag` counts (`rows` or `bytes`), as the source's type
+    /// declares it; `None` when the type reports no lag.
+    pub lag_unit: Option<&'static str>,
+    /// Records that could not be delivered or serialised (retried from the
+    /// last checkpoint), over every error class.
+    pub records_failed: u64,
+    /// Records written to the dead-letter topic, over every error class.
+    pub records_dead_lettered: u64,
     /// The last failure, if any.
     pub last_error: Option<String>,
 }
@@ -46,6 +54,8 @@ impl SourceView {
     pub(super) fn of(config: &SourceConfig, status: &SourceStatus) -> SourceView {
         use std::sync::atomic::Ordering::Relaxed;
         let lag = status.lag.load(Relaxed);
+        let (records_failed, records_dead_lettered) =
+            crate::metrics::global().record_errors(&config.name);
         SourceView {
             name: config.name.clone(),
             plugin: config.source_type.clone(),
@@ -61,6 +71,9 @@ impl SourceView {
             last_commit_age_seconds: status.commit_age().as_secs_f64(),
             restarts: status.restarts.load(Relaxed),
             lag: (lag >= 0).then_some(lag),
+            lag_unit: status.lag_unit().map(|u| u.name()),
+            records_failed,
+            records_dead_lettered,
             last_error: status.last_error(),
         }
     }
