@@ -753,3 +753,40 @@ fn a_paused_member_that_wakes_up_is_fenced_and_repeats_nothing_exactly_once() {
     );
     cluster.finish(false);
 }
+
+#[test]
+fn sources_that_read_their_host_run_on_every_member_and_the_rest_on_one() {
+    let dir = TempDir::new("cluster-every-member");
+    let Some(broker) = kafka(&dir) else {
+        return;
+    };
+    let metrics_topic = broker.topic("host");
+    let orders = broker.topic("orders");
+    broker.create_topic(&metrics_topic, 1);
+    broker.create_topic(&orders, 2);
+    let sources = format!(
+        "[[source]]\nname = \"host\"\ntype = \"sysmetrics\"\ntopic = {}\ninterval_ms = 1000\n\n{}",
+        toml_str(&metrics_topic),
+        datagen_source("orders", &orders, 1_000_000, 100, 5)
+    );
+    let group = Group::new(&broker, sources);
+    let mut members: Vec<Member> = ["m0", "m1"]
+        .iter()
+        .map(|n| Member::start(group.member(dir.path(), n)))
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    let one: BTreeSet<String> = ["orders".to_owned()].into();
+    wait_spread(&refs, &one, false);
+    // Every member runs its own host's metrics; no member offers them as
+    // a unit.
+    let everywhere = wait_until(Duration::from_secs(30), || {
+        refs.iter().all(|m| {
+            m.states().get("host").map(String::as_str) == Some("running")
+                && strings(&m.cluster()["every_member"]).contains("host")
+                && !m.owned().contains("host")
+        })
+    });
+    assert!(everywhere, "{}", logs(&refs));
+    drop(refs);
+    stop_all(&mut members);
+}
