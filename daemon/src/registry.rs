@@ -158,29 +158,11 @@ impl SchemaRegistry {
         }
         let url = format!("{}/subjects/{subject}/versions", self.base);
         let body = serde_json::json!({ "schema": &**schema }).to_string();
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .header("Accept", "application/vnd.schemaregistry.v1+json");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
-        let unreachable = |e: ureq::Error| RegistryError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let mut response = request.send(body.as_str()).map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(unreachable)?;
-        let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let request = self
+            .authorized(self.agent.post(&url))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        let (status, text, reply) = answer(&url, request.send(body.as_str()))?;
         if !(200..300).contains(&status) {
-            if status >= 500 {
-                return Err(RegistryError::Unreachable {
-                    url,
-                    message: format!("HTTP {status}: {}", message_of(&reply, &text)),
-                });
-            }
             return Err(RegistryError::Refused {
                 subject: subject.to_owned(),
                 status,
@@ -207,27 +189,7 @@ impl SchemaRegistry {
             return Ok(schema.clone());
         }
         let url = format!("{}/schemas/ids/{id}", self.base);
-        let mut request = self
-            .agent
-            .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
-        let unreachable = |e: ureq::Error| RegistryError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let mut response = request.call().map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(unreachable)?;
-        let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if status >= 500 {
-            return Err(RegistryError::Unreachable {
-                url,
-                message: format!("HTTP {status}: {}", message_of(&reply, &text)),
-            });
-        }
+        let (status, text, reply) = answer(&url, self.authorized(self.agent.get(&url)).call())?;
         let lookup = |message: String| RegistryError::Lookup {
             id,
             status,
@@ -253,6 +215,42 @@ impl SchemaRegistry {
         lock(&self.schemas).insert(id, schema.clone());
         Ok(schema)
     }
+}
+
+impl SchemaRegistry {
+    /// `request` accepting the registry's media type, with the
+    /// credentials when there are any.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request.header("Accept", "application/vnd.schemaregistry.v1+json");
+        match &self.authorization {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        }
+    }
+}
+
+/// The status, body and parsed JSON of the registry's answer at `url`. A
+/// failed connection or a 5xx is [`RegistryError::Unreachable`] (worth
+/// retrying); other statuses are the caller's to judge.
+fn answer(
+    url: &str,
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String, serde_json::Value), RegistryError> {
+    let unreachable = |e: ureq::Error| RegistryError::Unreachable {
+        url: url.to_owned(),
+        message: e.to_string(),
+    };
+    let mut response = sent.map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().map_err(unreachable)?;
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if status >= 500 {
+        return Err(RegistryError::Unreachable {
+            url: url.to_owned(),
+            message: format!("HTTP {status}: {}", message_of(&reply, &text)),
+        });
+    }
+    Ok((status, text, reply))
 }
 
 /// The registry's error message (`{"error_code": …, "message": …}`), or
