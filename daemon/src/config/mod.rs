@@ -522,6 +522,12 @@ pub const DEFAULT_MAX_TOPICS: usize = 100;
 pub const VALUE_COLUMN_KEYS: [&str; 2] = ["include", "exclude"];
 
 impl SourceConfig {
+    /// The name written in the `[[source]]` table: the source's own, or for
+    /// a unit of a split source the source it belongs to.
+    pub fn written_name(&self) -> &str {
+        self.split.as_ref().map_or(&self.name, |s| &s.source)
+    }
+
     /// The options the plugin gets: every plugin key, less `include` and
     /// `exclude` when the plugin does not declare them (they are the
     /// host's then).
@@ -637,14 +643,6 @@ pub struct Split {
     pub count: u32,
     /// Where `shards` is written.
     pub location: Location,
-}
-
-impl SourceConfig {
-    /// The name written in the `[[source]]` table: the source's own, or for
-    /// a unit of a split source the source it belongs to.
-    pub fn written_name(&self) -> &str {
-        self.split.as_ref().map_or(&self.name, |s| &s.source)
-    }
 }
 
 impl PartialEq for SourceConfig {
