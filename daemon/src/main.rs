@@ -179,11 +179,16 @@ impl std::fmt::Display for BadConfig {
 
 impl std::error::Error for BadConfig {}
 
+/// How long the process waits at exit for its Kafka clients to close. A
+/// client held by a metadata call to an unreachable broker may take
+/// seconds more; the stop does not wait for it.
+const CLIENTS_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match dispatch(cli) {
+        Ok(()) => 0,
         Err(e) => {
             if let Some(bad) = e.downcast_ref::<BadConfig>() {
                 let n = bad.0.0.len();
@@ -192,13 +197,23 @@ fn main() -> ExitCode {
                     "configuration invalid: {n} error{}",
                     if n == 1 { "" } else { "s" }
                 );
-                ExitCode::from(2)
+                2
             } else {
                 eprintln!("error: {e:#}");
-                ExitCode::from(1)
+                1
             }
         }
+    };
+    // A Kafka client still alive here (a metadata call stuck on a broker
+    // that does not answer) would crash under the C exit handlers.
+    if !tributary::producer::clients_closed(CLIENTS_CLOSE_GRACE) {
+        tracing::info!(
+            grace = ?CLIENTS_CLOSE_GRACE,
+            "A Kafka client is still waiting on a broker; exiting without it."
+        );
+        tributary::producer::exit_now(code);
     }
+    ExitCode::from(code)
 }
 
 fn init_logging() {

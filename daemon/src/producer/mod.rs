@@ -5,6 +5,7 @@ mod batch;
 mod client_log;
 mod delivery;
 mod embedded;
+mod exit;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use client_log::closing;
 pub(crate) use delivery::{BatchAck, BatchHandle, Completion, Outcome};
 pub use delivery::{NO_BATCH, record_done};
 pub use embedded::{ADDRESS_FILE, Announcement, EmbeddedBroker, announced_address};
+pub use exit::{clients_closed, exit_now};
 
 use crate::config::KafkaConfig;
 use crate::metrics::error_class;
