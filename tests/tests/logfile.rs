@@ -365,6 +365,45 @@ fn kill_9_ten_times_while_tailing_loses_nothing() {
 }
 
 #[test]
+fn kill_9_between_commits_repeats_nothing_already_acknowledged() {
+    // No commit runs during the test: only the note written between
+    // commits (20 ms after the acknowledgements) can tell the restarted
+    // daemon where the first one got to.
+    let s = Setup::with(
+        "log-note",
+        broker_of_record(),
+        4,
+        "app.log",
+        STRING_VALUES,
+        |mut spec, _| {
+            spec.commit_interval_ms = 600_000;
+            spec
+        },
+    );
+    let log = s.log("app.log");
+    let append = |seqs: std::ops::Range<u64>| {
+        let text: String = seqs.map(seq_line).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    append(0..5_000);
+    let mut daemon = s.start("first");
+    s.delivered(5_000, Duration::from_secs(60));
+    // Acknowledgements reach the daemon just after the broker has the lines.
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.kill9();
+    append(5_000..10_000);
+    let _daemon = s.start("second");
+    s.delivered(10_000, Duration::from_secs(60));
+    let report = s.final_report(10_000);
+    assert!(report.exactly_once(), "{report}");
+}
+
+#[test]
 fn a_last_line_without_newline_across_sigterm_is_sent_once_whole() {
     for kind in brokers_under_test() {
         let s = Setup::new(

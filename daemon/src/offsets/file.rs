@@ -13,6 +13,16 @@
 //! and then the directory is synced: after a crash the file is either the old
 //! version or the new one, never a mix, and the rename itself survives power
 //! loss.
+//!
+//! Between commits, acknowledged checkpoints are also noted in
+//! `source-<name>.json.recent`, same format, written and renamed without a
+//! sync: a write that reaches the page cache survives the process, so a
+//! `kill -9` repeats only what was in flight rather than up to a commit
+//! interval of records. A commit removes the note. Loading prefers a note
+//! that decodes; after a power loss it may be missing, torn (its checksum
+//! fails and the commit is used) or older than the commit, and any of those
+//! is a position Kafka acknowledged, so the worst case is repeating records,
+//! never skipping them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -59,6 +69,26 @@ impl FileStore {
     /// `[A-Za-z0-9_.-]`; the prefix keeps names like `..` harmless.
     pub fn path_of(&self, source: &str) -> PathBuf {
         self.dir.join(format!("source-{source}.json"))
+    }
+
+    /// The note of `source` (see the module documentation).
+    fn recent_path_of(&self, source: &str) -> PathBuf {
+        self.dir.join(format!("source-{source}.json.recent"))
+    }
+
+    /// The noted checkpoints of `source`, if a note is there and intact.
+    fn load_recent(&self, source: &str) -> Option<Checkpoints> {
+        let path = self.recent_path_of(source);
+        let data = fs::read(&path).ok()?;
+        decode(source, &data)
+            .inspect_err(|reason| {
+                tracing::warn!(
+                    path = %path.display(),
+                    reason = %reason,
+                    "Ignoring a checkpoint note that does not decode; resuming from the last commit."
+                );
+            })
+            .ok()
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OffsetError + '_ {
@@ -134,6 +164,9 @@ fn decode(source: &str, data: &[u8]) -> Result<Checkpoints, String> {
 
 impl OffsetStore for FileStore {
     fn load(&self, source: &str) -> Result<Checkpoints, OffsetError> {
+        if let Some(recent) = self.load_recent(source) {
+            return Ok(recent);
+        }
         let path = self.path_of(source);
         let data = match fs::read(&path) {
             Ok(d) => d,
@@ -169,7 +202,22 @@ impl OffsetStore for FileStore {
         fs::rename(&tmp, &path).map_err(Self::io(&path))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .map_err(Self::io(&self.dir))
+            .map_err(Self::io(&self.dir))?;
+        // The commit holds everything the note did (both come from the same
+        // acknowledged positions, which only move forward).
+        match fs::remove_file(self.recent_path_of(source)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::io(&self.recent_path_of(source))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn note(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError> {
+        let path = self.recent_path_of(source);
+        let tmp = self.dir.join(format!(".source-{source}.json.recent.tmp"));
+        fs::write(&tmp, encode(source, checkpoints)).map_err(Self::io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(Self::io(&path))
     }
 }
 
@@ -204,6 +252,54 @@ mod tests {
         state.insert(b"gone".to_vec(), Vec::new());
         store.commit("logs", &state).unwrap();
         assert_eq!(store.load("logs").unwrap(), sample());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_note_is_loaded_until_the_next_commit_replaces_it() {
+        let dir = temp_dir("note");
+        let store = FileStore::open(dir.clone()).unwrap();
+        store.commit("orders", &sample()).unwrap();
+        let mut noted = sample();
+        noted.insert(b"seq".to_vec(), 50u64.to_le_bytes().to_vec());
+        store.note("orders", &noted).unwrap();
+        assert_eq!(store.load("orders").unwrap(), noted, "the note is newer");
+        let mut committed = noted.clone();
+        committed.insert(b"seq".to_vec(), 60u64.to_le_bytes().to_vec());
+        store.commit("orders", &committed).unwrap();
+        assert!(
+            !store.recent_path_of("orders").exists(),
+            "a commit removes the note"
+        );
+        assert_eq!(store.load("orders").unwrap(), committed);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_note_falls_back_to_the_commit() {
+        let dir = temp_dir("torn-note");
+        let store = FileStore::open(dir.clone()).unwrap();
+        store.commit("orders", &sample()).unwrap();
+        let mut noted = sample();
+        noted.insert(b"seq".to_vec(), 50u64.to_le_bytes().to_vec());
+        store.note("orders", &noted).unwrap();
+        let path = store.recent_path_of("orders");
+        let data = fs::read(&path).unwrap();
+        // What a power loss can leave of an unsynced write: a prefix, or
+        // nothing at all.
+        for torn in [&data[..data.len() / 2], &[][..]] {
+            fs::write(&path, torn).unwrap();
+            assert_eq!(store.load("orders").unwrap(), sample());
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_note_without_any_commit_is_loaded() {
+        let dir = temp_dir("note-only");
+        let store = FileStore::open(dir.clone()).unwrap();
+        store.note("orders", &sample()).unwrap();
+        assert_eq!(store.load("orders").unwrap(), sample());
         fs::remove_dir_all(dir).unwrap();
     }
 

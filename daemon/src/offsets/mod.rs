@@ -96,6 +96,14 @@ pub trait OffsetStore: Send + Sync + std::fmt::Debug {
     fn load(&self, source: &str) -> Result<Checkpoints, OffsetError>;
     /// Replaces the checkpoints of `source`, durably, atomically.
     fn commit(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError>;
+    /// Records acknowledged checkpoints of `source` between commits, cheaply:
+    /// they survive the process (a `kill -9`, a crash) but not necessarily
+    /// the machine, and [`OffsetStore::load`] prefers them to the last
+    /// commit. A store without such a record ignores the call.
+    fn note(&self, source: &str, checkpoints: &Checkpoints) -> Result<(), OffsetError> {
+        let _ = (source, checkpoints);
+        Ok(())
+    }
     /// For a store kept in Kafka: the records that commit `checkpoints` of
     /// `source` when the caller's transactional producer sends them inside
     /// its transaction; `None` for a store outside Kafka, which cannot take

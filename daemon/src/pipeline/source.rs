@@ -124,6 +124,8 @@ struct AckState {
     state: Checkpoints,
     /// Partitions whose checkpoint moved since the last commit.
     changed: BTreeSet<Vec<u8>>,
+    /// A checkpoint moved since the last note (see [`note`]).
+    unnoted: bool,
     /// Batches registered and neither completed nor abandoned.
     outstanding: usize,
 }
@@ -845,6 +847,7 @@ impl SourceThread {
                         && acks.state.get(&released.partition) != Some(&released.checkpoint)
                     {
                         acks.changed.insert(released.partition.clone());
+                        acks.unnoted = true;
                         acks.state.insert(released.partition, released.checkpoint);
                     }
                 }
@@ -953,6 +956,9 @@ async fn track(
 ) -> Result<RunEnd, SourceError> {
     let mut ticker = tokio::time::interval(ctx.commit_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Notes follow acknowledgements, at most one per NOTE_SPACING.
+    let mut last_note = tokio::time::Instant::now() - NOTE_SPACING;
+    let mut next_note: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let drain_deadline = async {
         stop.cancelled().await;
         tokio::time::sleep(ctx.drain_timeout).await;
@@ -979,7 +985,20 @@ async fn track(
                 }
                 Err(_) => break Err(SourceError::Internal("the source thread vanished".into())),
             },
-            () = shared.wake.notified() => {}
+            () = shared.wake.notified() => {
+                if next_note.is_none() && lock(&shared.acks).unnoted {
+                    next_note = Some(Box::pin(tokio::time::sleep_until(last_note + NOTE_SPACING)));
+                }
+            }
+            () = async {
+                if let Some(sleep) = next_note.as_mut() {
+                    sleep.await;
+                }
+            }, if next_note.is_some() => {
+                next_note = None;
+                last_note = tokio::time::Instant::now();
+                note(ctx, shared).await;
+            }
             _ = ticker.tick() => commit(ctx, shared, &notice_tx).await,
             () = async {
                 if let Some(sleep) = failure_drain.as_mut() {
@@ -1005,6 +1024,36 @@ async fn track(
     // Whatever happened, the acknowledged prefix is safe to keep.
     commit(ctx, shared, &notice_tx).await;
     outcome
+}
+
+/// Shortest time between two notes of a source's acknowledged checkpoints:
+/// what a `kill -9` can repeat beyond the records in flight.
+const NOTE_SPACING: Duration = Duration::from_millis(20);
+
+/// Notes the acknowledged checkpoints between commits
+/// ([`OffsetStore::note`](crate::offsets::OffsetStore::note)): cheap, and
+/// enough for a crash of the process to repeat only about
+/// [`NOTE_SPACING`] of records instead of a commit interval. A note that
+/// cannot be written changes nothing: the commits go on.
+async fn note(ctx: &SourceContext, shared: &Shared) {
+    if ctx.transactional_id.is_some() {
+        return;
+    }
+    let snapshot = {
+        let mut acks = lock(&shared.acks);
+        if !acks.unnoted {
+            return;
+        }
+        acks.unnoted = false;
+        acks.state.clone()
+    };
+    let store = ctx.store.clone();
+    let name = ctx.config.name.clone();
+    match tokio::task::spawn_blocking(move || store.note(&name, &snapshot)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "Checkpoint note not written."),
+        Err(e) => tracing::debug!(error = %e, "Checkpoint note not written."),
+    }
 }
 
 /// Writes the checkpoints if any moved, then tells the plugin. A failed
