@@ -21,3 +21,48 @@ orders_columns='[source.columns]
 unit_price = "decimal(10,2)"
 total = "decimal(12,2)"
 created_at = "timestamp(%Y-%m-%d %H:%M:%S)"'
+
+# collectd_inputs DIR: the collectd configuration of the host-metrics
+# benches without a writer: cpu, memory, df, disk and interface every
+# second, pseudo file systems, loop devices and loopback left out, state
+# under DIR (created).
+collectd_inputs() {
+    mkdir -p "$1"
+    cat <<CONF
+Interval 1
+BaseDir "$1"
+PIDFile "$1/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin df
+LoadPlugin disk
+LoadPlugin interface
+<Plugin cpu>
+  ReportByCpu false
+  ValuesPercentage true
+</Plugin>
+<Plugin df>
+  FSType proc
+  FSType sysfs
+  FSType tmpfs
+  FSType devtmpfs
+  FSType devpts
+  FSType cgroup
+  FSType cgroup2
+  FSType overlay
+  FSType squashfs
+  IgnoreSelected true
+  ValuesPercentage true
+</Plugin>
+<Plugin disk>
+  Disk "/^(loop|ram|zram)/"
+  IgnoreSelected true
+</Plugin>
+<Plugin interface>
+  Interface "lo"
+  IgnoreSelected true
+</Plugin>
+CONF
+}

@@ -11,6 +11,8 @@
 #   DURATION=20 benches/sysmetrics.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source benches/lib.sh
 DURATION="${DURATION:-60}"
 WARMUP="${WARMUP:-3}"
 work="$(mktemp -d /tmp/tributary-sysmetrics-bench.XXXXXX)"
@@ -60,45 +62,8 @@ TOML
 
 # collectd_conf WRITER: the same collectors; WRITER is write_kafka or csv.
 collectd_conf() {
-    mkdir -p "$work/collectd-$1"
-    cat <<CONF
-Interval 1
-BaseDir "$work/collectd-$1"
-PIDFile "$work/collectd-$1/collectd.pid"
-PluginDir "/usr/lib/collectd"
-TypesDB "/usr/share/collectd/types.db"
-LoadPlugin cpu
-LoadPlugin memory
-LoadPlugin df
-LoadPlugin disk
-LoadPlugin interface
-LoadPlugin $1
-<Plugin cpu>
-  ReportByCpu false
-  ValuesPercentage true
-</Plugin>
-<Plugin df>
-  FSType proc
-  FSType sysfs
-  FSType tmpfs
-  FSType devtmpfs
-  FSType devpts
-  FSType cgroup
-  FSType cgroup2
-  FSType overlay
-  FSType squashfs
-  IgnoreSelected true
-  ValuesPercentage true
-</Plugin>
-<Plugin disk>
-  Disk "/^(loop|ram|zram)/"
-  IgnoreSelected true
-</Plugin>
-<Plugin interface>
-  Interface "lo"
-  IgnoreSelected true
-</Plugin>
-CONF
+    collectd_inputs "$work/collectd-$1"
+    echo "LoadPlugin $1"
     if [ "$1" = write_kafka ]; then
         cat <<CONF
 <Plugin write_kafka>

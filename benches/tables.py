@@ -69,17 +69,19 @@ def _numpy_default(o):
     return o.item() if hasattr(o, "item") else str(o)
 
 
-def pandas_kafka_python(bootstrap, topic, csv_path):
+def pandas_kafka_python(bootstrap, topic, csv_path, settings=None):
+    """pandas.read_csv + iterrows + kafka-python KafkaProducer with a JSON
+    value_serializer; `settings` are more KafkaProducer arguments."""
     import pandas as pd
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
-        # kafka-python's version probe fails against librdkafka's mock
-        # cluster; the 2.0 protocol is what it would pick against Kafka 2.x.
-        api_version=(2, 0, 0),
         key_serializer=lambda k: k.encode(),
         value_serializer=lambda v: json.dumps(v, default=_numpy_default).encode(),
+        # kafka-python's version probe fails against librdkafka's mock
+        # cluster; the 2.0 protocol is what it would pick against Kafka 2.x.
+        **{"api_version": (2, 0, 0), **(settings or {})},
     )
     df = pd.read_csv(csv_path)
     for _, r in df.iterrows():
@@ -88,11 +90,13 @@ def pandas_kafka_python(bootstrap, topic, csv_path):
     producer.close()
 
 
-def pandas_confluent_kafka(bootstrap, topic, csv_path):
+def pandas_confluent_kafka(bootstrap, topic, csv_path, settings=None):
+    """pandas.read_csv + iterrows + confluent-kafka, json.dumps per row;
+    `settings` are more producer properties."""
     import pandas as pd
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, **(settings or {})})
     df = pd.read_csv(csv_path)
     for _, r in df.iterrows():
         value = json.dumps(r.to_dict(), default=_numpy_default).encode()
@@ -103,9 +107,42 @@ def pandas_confluent_kafka(bootstrap, topic, csv_path):
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
-    left = producer.flush(120)
+    left = producer.flush(300)
     if left:
         sys.exit(f"{left} records not delivered")
+
+
+# The same two loops with the producer set as tributary's own
+# (daemon/src/producer/mod.rs: idempotent, acks=all, linger 5 ms, 10,000
+# records per batch, a 64 MB / 100k-record queue, no compression), for
+# benches/peers/tables.sh against Apache Kafka. kafka-python counts batches
+# in bytes per partition: 1 MB, ~10,000 records of 100 bytes, as the Java
+# client gets in benches/peers/lib.sh; it probes the broker's versions.
+CONFLUENT_KAFKA_AS_TRIBUTARY = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "batch.num.messages": 10000,
+    "queue.buffering.max.kbytes": 65536,
+    "queue.buffering.max.messages": 100000,
+    "compression.codec": "none",
+}
+KAFKA_PYTHON_AS_TRIBUTARY = {
+    "api_version": None,
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "batch_size": 1_000_000,
+    "compression_type": None,
+}
+
+
+def peer_confluent_kafka(bootstrap, topic, csv_path):
+    pandas_confluent_kafka(bootstrap, topic, csv_path, CONFLUENT_KAFKA_AS_TRIBUTARY)
+
+
+def peer_kafka_python(bootstrap, topic, csv_path):
+    pandas_kafka_python(bootstrap, topic, csv_path, KAFKA_PYTHON_AS_TRIBUTARY)
 
 
 if __name__ == "__main__":

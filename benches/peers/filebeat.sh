@@ -6,12 +6,15 @@
 #
 # Filebeat is built once from the Go module proxy,
 # github.com/elastic/beats/v7@$BEATS_VERSION (benches/peers/lib.sh), into
-# the peers' cache. Its Kafka output (sarama) has no idempotent producer;
-# the rest is set to tributary's defaults where it has a knob:
+# the peers' cache; its configuration is filebeat_conf's in
+# benches/peers/lib.sh. Its Kafka output (sarama) has no idempotent
+# producer; the rest is set to tributary's defaults where it has a knob:
 #   required_acks -1 (acks=all), compression none, bulk_max_size 10000 and
 #   bulk_flush_frequency 5 ms (batch.num.messages, linger.ms), a memory
 #   queue of 100,000 events flushed at 10,000 or after 5 ms
-#   (queue.buffering.max.messages), protocol version 2.6 (its newest).
+#   (queue.buffering.max.messages), protocol version 2.6 (its newest),
+#   end-of-file backoff 100 ms and a scan for new files every second (the
+#   logfile source's polling of open files and glob_interval_ms).
 # The record value is the line as it is (codec.format '%{[message]}'), as
 # tributary's format = "string" sends it.
 #
@@ -23,48 +26,16 @@
 #
 #   benches/peers/filebeat.sh                  # N=1000000 REPEAT=3
 #   N=200000 REPEAT=1 benches/peers/filebeat.sh
+#   RESULTS_TSV=cold.tsv benches/peers/filebeat.sh   # also append the medians
+#
+# RESULTS_TSV=FILE appends a row per tool (tool records wall_s records_per_s
+# cpu_s records_per_cpu_s rss_mb) to FILE, with a header when it is new.
 set -euo pipefail
+[ -n "${RESULTS_TSV:-}" ] && RESULTS_TSV="$(realpath -m "$RESULTS_TSV")"
 cd "$(dirname "$0")/../.."
 N="${N:-1000000}"
 REPEAT="${REPEAT:-3}"
 source benches/peers/lib.sh
-
-filebeat="$PEERS_CACHE/filebeat-$BEATS_VERSION"
-
-# filebeat_conf NAME TOPIC FILE: $work/NAME/filebeat.yml, its data,
-# registry and logs under $work/NAME.
-filebeat_conf() {
-    local dir="$work/$1"
-    mkdir -p "$dir"
-    cat > "$dir/filebeat.yml" <<YAML
-filebeat.inputs:
-  - type: filestream
-    id: bench
-    paths: ["$3"]
-queue.mem:
-  events: 100000
-  flush.min_events: 10000
-  flush.timeout: 5ms
-output.kafka:
-  hosts: ["$broker"]
-  topic: "$2"
-  version: "2.6"
-  required_acks: -1
-  compression: none
-  bulk_max_size: 10000
-  bulk_flush_frequency: 5ms
-  codec.format:
-    string: '%{[message]}'
-path.home: "$dir"
-path.data: "$dir/data"
-path.logs: "$dir/logs"
-logging.level: warning
-logging.metrics.enabled: false
-http.enabled: false
-monitoring.enabled: false
-YAML
-    chmod 600 "$dir/filebeat.yml"
-}
 
 echo "== building tributary and Filebeat $BEATS_VERSION"
 build_tributary tributary-logfile
@@ -74,22 +45,7 @@ peers_kafka_start
 echo "== input"
 cold_input "$N"
 
-for r in $(seq "$REPEAT"); do
-    echo "== round $r of $REPEAT: cold read of $N lines"
-    topic "cold_tributary_$r"
-    topic "cold_filebeat_$r"
-    tributary_logfile_toml "cold_tributary_$r" "$work/cold.log" "$work/off-tributary-$r" > "$work/tributary-$r.toml"
-    RUST_LOG=warn until_acked "tributary_$r" "cold_tributary_$r" "$N" \
-        "$bin/tributary" run --config "$work/tributary-$r.toml"
-    echo "   tributary: $(tail -1 "$results" | cut -d' ' -f2) s"
-    filebeat_conf "filebeat_$r" "cold_filebeat_$r" "$work/cold.log"
-    until_acked "filebeat_$r" "cold_filebeat_$r" "$N" \
-        "$filebeat" -e --strict.perms=false -c "$work/filebeat_$r/filebeat.yml"
-    echo "   Filebeat: $(tail -1 "$results" | cut -d' ' -f2) s"
-    check_count "cold_tributary_$r" "$N"
-    check_count "cold_filebeat_$r" "$N"
-    echo "   both topics hold exactly $N records"
-done
+cold_rounds filebeat filebeat "Filebeat"
 
 echo
 report "$N"
