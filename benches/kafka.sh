@@ -20,6 +20,8 @@
 #   N=200000 REPEAT=1 benches/kafka.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source benches/lib.sh
 N="${N:-1000000}"
 REPEAT="${REPEAT:-3}"
 PARTITIONS="${PARTITIONS:-8}"
@@ -68,21 +70,6 @@ perf_test() { # topic payload-file: the command line
         --producer-props bootstrap.servers="$broker" "${producer_props[@]}")
 }
 
-common_toml() { # offsets-dir
-    cat <<TOML
-conf_dir = ""
-[kafka]
-bootstrap_servers = "$broker"
-topic_partitions = $PARTITIONS
-[offsets]
-dir = "$1"
-[http]
-listen = "off"
-[plugins]
-dirs = ["$bin"]
-TOML
-}
-
 echo "== inputs: $N rows and lines"
 python3 benches/tables.py write "$N" "$work/orders.csv" "$work/lines.json"
 cut -f2- "$work/lines.json" > "$work/values.json"
@@ -90,7 +77,7 @@ python3 benches/logbench.py gen "$work/app.log" "$N"
 echo "   CSV $(( $(wc -c < "$work/orders.csv") / N )) B/row, JSON $(( $(wc -c < "$work/values.json") / N )) B/row"
 
 tables_toml() { # topic
-    common_toml "$work/off-$1"
+    tributary_toml "$work/off-$1"
     cat <<TOML
 [[source]]
 name = "bench"
@@ -107,7 +94,7 @@ TOML
 }
 
 datagen_toml() { # topic
-    common_toml "$work/off-$1"
+    tributary_toml "$work/off-$1"
     cat <<TOML
 [[source]]
 name = "bench"
@@ -122,7 +109,7 @@ TOML
 }
 
 logs_toml() { # topic
-    common_toml "$work/off-$1"
+    tributary_toml "$work/off-$1"
     cat <<TOML
 [[source]]
 name = "bench"

@@ -66,3 +66,43 @@ LoadPlugin interface
 </Plugin>
 CONF
 }
+
+# tributary_toml OFFSETS_DIR: the daemon's common part of a bench config:
+# $broker, $PARTITIONS partitions per topic, no HTTP, plugins from $bin.
+tributary_toml() {
+    cat <<TOML
+conf_dir = ""
+[kafka]
+bootstrap_servers = "$broker"
+topic_partitions = $PARTITIONS
+[offsets]
+dir = "$1"
+[http]
+listen = "off"
+[plugins]
+dirs = ["$bin"]
+TOML
+}
+
+# rsyslog_config DIR BROKER TOPIC FILE PROPS...: DIR/rsyslog.conf, imfile
+# in inotify mode from the start of FILE, the raw line as the value
+# (template %rawmsg%), omkafka to TOPIC with the librdkafka PROPS; its work
+# directory DIR/state; DIR is given to nobody, who runs rsyslogd.
+rsyslog_config() {
+    local dir="$1" broker="$2" topic="$3" file="$4" conf_params
+    shift 4
+    conf_params="$(printf '"%s",' "$@")"
+    mkdir -p "$dir/state"
+    cat > "$dir/rsyslog.conf" <<CONF
+global(workDirectory="$dir/state" maxMessageSize="64k")
+module(load="imfile" mode="inotify")
+module(load="omkafka")
+template(name="raw" type="string" string="%rawmsg%")
+input(type="imfile" file="$file" tag="bench" ruleset="kafka" freshStartTail="off")
+ruleset(name="kafka") {
+  action(type="omkafka" broker=["$broker"] topic="$topic" template="raw"
+         confParam=[${conf_params%,}])
+}
+CONF
+    chown -R nobody "$dir"
+}

@@ -21,6 +21,8 @@
 #   N=200000 DURATION=20 benches/logfile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source benches/lib.sh
 N="${N:-1000000}"
 RATES="${RATES:-100000 10000}"
 DURATION="${DURATION:-60}"
@@ -87,21 +89,7 @@ TOML
 }
 
 rsyslog_conf() { # topic file name
-    local conf_params
-    conf_params="$(printf '"%s",' "${producer_props[@]}")"
-    mkdir -p "$work/$3/state"
-    chown -R nobody "$work/$3"
-    cat > "$work/$3/rsyslog.conf" <<CONF
-global(workDirectory="$work/$3/state" maxMessageSize="64k")
-module(load="imfile" mode="inotify")
-module(load="omkafka")
-template(name="raw" type="string" string="%rawmsg%")
-input(type="imfile" file="$2" tag="bench" ruleset="kafka" freshStartTail="off")
-ruleset(name="kafka") {
-  action(type="omkafka" broker=["$mock"] topic="$1" template="raw"
-         confParam=[${conf_params%,}])
-}
-CONF
+    rsyslog_config "$work/$3" "$mock" "$1" "$2" "${producer_props[@]}"
 }
 
 # start_peer PEER TOPIC FILE NAME MODE: sets `pid` (empty when the peer

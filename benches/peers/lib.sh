@@ -76,22 +76,6 @@ peers_kafka_start() {
     echo "   Apache Kafka $KAFKA_VERSION at $broker"
 }
 
-# tributary_toml OFFSETS_DIR: the daemon's common part of a config.
-tributary_toml() {
-    cat <<TOML
-conf_dir = ""
-[kafka]
-bootstrap_servers = "$broker"
-topic_partitions = $PARTITIONS
-[offsets]
-dir = "$1"
-[http]
-listen = "off"
-[plugins]
-dirs = ["$bin"]
-TOML
-}
-
 # tributary_logfile_toml TOPIC FILE OFFSETS_DIR: the logfile source on FILE,
 # each line the record's value as it is (format = "string"), as Connect's
 # StringConverter and Filebeat's string codec send it.
@@ -320,21 +304,7 @@ rsyslog_install() {
 # (a change is read at once) from the start of FILE, the raw line as the
 # value (template %rawmsg%), omkafka with librdkafka_producer_props.
 rsyslog_conf() {
-    local dir="$work/$1" conf_params
-    conf_params="$(printf '"%s",' "${librdkafka_producer_props[@]}")"
-    mkdir -p "$dir/state"
-    cat > "$dir/rsyslog.conf" <<CONF
-global(workDirectory="$dir/state" maxMessageSize="64k")
-module(load="imfile" mode="inotify")
-module(load="omkafka")
-template(name="raw" type="string" string="%rawmsg%")
-input(type="imfile" file="$3" tag="bench" ruleset="kafka" freshStartTail="off")
-ruleset(name="kafka") {
-  action(type="omkafka" broker=["$broker"] topic="$2" template="raw"
-         confParam=[${conf_params%,}])
-}
-CONF
-    chown -R nobody "$dir"
+    rsyslog_config "$work/$1" "$broker" "$2" "$3" "${librdkafka_producer_props[@]}"
 }
 
 # rsyslog_cmd NAME: sets `cmd`, rsyslogd in the foreground as nobody
