@@ -43,17 +43,8 @@ check() { # topic: N records
     [ "$total" = "$N" ] || { echo "$1: read $total records, expected $N" >&2; exit 1; }
 }
 toml() { # topic format
+    tributary_toml "$work/state-$1"
     cat <<TOML
-conf_dir = ""
-[kafka]
-bootstrap_servers = "$broker"
-topic_partitions = $PARTITIONS
-[offsets]
-dir = "$work/state-$1"
-[http]
-listen = "off"
-[plugins]
-dirs = ["$bin"]
 [schema_registry]
 url = "$registry"
 [[source]]
